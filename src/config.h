@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* spored configuration: defaults, the config file (key = value lines, '#' comments), and
+ * command-line flags, which override the file. Every key is documented in
+ * packaging/spored.conf. Supervisor only. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct spore_config {
+	char *state_dir;      /* state_dir / --state-dir, default SPORE_DEFAULT_STATE_DIR */
+	char *api_socket;     /* api_socket / --api-socket, default SPORE_DEFAULT_API_SOCKET */
+	char **listen;        /* listen (repeatable, or comma separated) / --listen ADDR:PORT */
+	size_t n_listen;      /* default one: 127.0.0.1:8080 */
+	char *api_token;      /* api_token: NULL = management API on the unix socket only */
+	char *runtime_dir;    /* runtime_dir: where spore-zygote-* live, default SPORE_RUNTIME_DIR */
+	int log_level;        /* log_level: debug|info|notice|warning|error, default info */
+	uint32_t idle_ttl_s;         /* idle_ttl_s, default 300 */
+	uint32_t max_instances;      /* max_instances (per function), default 10 */
+	uint32_t queue_max;          /* queue_max (pending invocations per function), default 100 */
+	uint32_t queue_timeout_ms;   /* queue_timeout_ms, default 30000 */
+	uint32_t max_connections;    /* max_connections, default 10000 */
+	uint32_t header_timeout_ms;  /* header_timeout_ms, default 10000 */
+	uint32_t keepalive_timeout_ms; /* keepalive_timeout_ms, default 60000 */
+	uint32_t header_max;         /* header_max_bytes, default 16384 */
+	uint64_t invoke_body_max;    /* invoke_body_max_bytes, default 6 MiB */
+	uint64_t deploy_body_max;    /* deploy_body_max_bytes, default 64 MiB */
+	uint64_t package_max_bytes;  /* package_max_bytes (unpacked), default 256 MiB */
+	uint32_t package_max_entries; /* package_max_entries, default 10000 */
+	uint64_t log_max_bytes;      /* log_max_bytes per function log before rotation, default 8 MiB */
+	uint32_t zygote_spares;      /* zygote_spares: pre-forked spare instances per zygote, default 2 */
+};
+
+/* Fills c with the defaults. */
+int config_init(struct spore_config *c);
+void config_done(struct spore_config *c);
+
+/* Applies a config file. Unknown keys and bad values fail with -EINVAL and *ret_error (malloc'ed)
+ * naming the file, line and key. -ENOENT if the file is missing (message set too). */
+int config_load_file(struct spore_config *c, const char *path, char **ret_error);
+
+/* Applies one "key = value" setting (also used by tests). */
+int config_set(struct spore_config *c, const char *key, const char *value, char **ret_error);
+
+/* The whole start-up sequence: defaults, then --config FILE if given (else SPORE_DEFAULT_CONFIG if
+ * it exists), then the flags on top. Returns 0 to run, 1 when --help or --version was printed
+ * (exit 0), -EINVAL with *ret_error naming the bad flag or value (exit 2). */
+int config_from_args(struct spore_config *c, int argc, char **argv, char **ret_error);

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* The function registry: functions, their immutable versions and which one is live, kept under
+ * the state dir and in memory. Supervisor only.
+ *
+ * On disk (STATE = state dir):
+ *   STATE/functions/NAME/function.json   the commit point: {"name","live","next","versions":[
+ *                                         {"version","sha256","created_us","manifest":{...}}]}
+ *   STATE/functions/NAME/versions/N/code/ the unpacked package of version N
+ *   STATE/tmp/                           staging; emptied at open
+ * A deploy unpacks into STATE/tmp, fsyncs, renames to versions/N, fsyncs, then replaces
+ * function.json atomically. A crash at any point leaves the previous function.json, and
+ * registry_open() removes what it does not reference. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifest.h"
+#include "package.h"
+
+struct fn_version {
+	uint32_t version;
+	char sha256[65];    /* of the decoded code archive, lowercase hex */
+	int64_t created_us; /* CLOCK_REALTIME */
+	struct manifest manifest;
+};
+
+struct fn_record {
+	char *name;
+	uint32_t live;
+	uint32_t next; /* the next version number to hand out */
+	struct fn_version *versions; /* ascending by version */
+	size_t n_versions;
+};
+
+struct registry;
+
+/* Opens (creating) the state dir layout, loads every function, cleans up staging and orphans
+ * (version dirs that function.json does not reference, function dirs without function.json).
+ * A function whose function.json is unreadable or corrupt is kept out of memory and left on disk
+ * untouched; the caller logs it through registry_broken_at().
+ *
+ * Test hook: when the environment variable SPORE_TEST_CRASH_AT is "deploy-staged" (package
+ * unpacked and fsynced, before the rename) or "deploy-renamed" (version dir in place, before
+ * function.json is replaced), registry_deploy() raises SIGKILL at that point, so tests can prove
+ * a crash mid-deploy loses nothing. */
+int registry_open(const char *state_dir, struct registry **ret);
+struct registry *registry_free(struct registry *r);
+
+/* Functions in memory, sorted by name. */
+size_t registry_count(const struct registry *r);
+const struct fn_record *registry_at(const struct registry *r, size_t i);
+const struct fn_record *registry_find(const struct registry *r, const char *name);
+const struct fn_version *fn_record_version(const struct fn_record *f, uint32_t version);
+
+/* Names of function dirs that exist on disk but could not be loaded (corrupt function.json). */
+size_t registry_broken_count(const struct registry *r);
+const char *registry_broken_at(const struct registry *r, size_t i);
+
+/* Deploys code (an archive) with manifest m as the next version of name, making it live.
+ * -EINVAL (bad archive, *ret_error set), -ENOSPC/-EDQUOT (disk full), -EBUSY (name is a broken
+ * function on disk), other -errno. On success *ret_version is the new version. Nothing of a
+ * failed deploy stays on disk or in memory. */
+int registry_deploy(struct registry *r, const char *name, const struct manifest *m,
+		    const void *code, size_t code_len, const struct package_limits *lim,
+		    uint32_t *ret_version, char **ret_error);
+/* Makes an existing version live. -ENOENT if the function or version is unknown. */
+int registry_set_live(struct registry *r, const char *name, uint32_t version);
+/* Removes the function from memory and disk. -ENOENT if unknown. */
+int registry_delete(struct registry *r, const char *name);
+/* Absolute path of a version's code dir (malloc'ed), or NULL on OOM. */
+char *registry_code_dir(const struct registry *r, const char *name, uint32_t version);

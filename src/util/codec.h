@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* Base64 and SHA-256 through OpenSSL's libcrypto. Pure. */
+#pragma once
+
+#include <stddef.h>
+
+/* Decodes standard base64 (whitespace ignored, padding required as usual). -EINVAL on bad
+ * input. *ret is malloc'ed (NUL-terminated, not counted in *ret_len). */
+int base64_decode(const char *in, size_t in_len, unsigned char **ret, size_t *ret_len);
+/* Encodes without newlines; malloc'ed NUL-terminated string or NULL on OOM. */
+char *base64_encode(const void *in, size_t in_len);
+/* Lowercase hex SHA-256 into out[65]. */
+void sha256_hex(const void *data, size_t len, char out[65]);
