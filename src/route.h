@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* The API's routing table: method + path -> route and function name. Pure. */
+#pragma once
+
+#include <stdbool.h>
+
+enum route_id {
+	ROUTE_HEALTHZ,
+	ROUTE_FUNCTIONS_LIST,
+	ROUTE_FUNCTION_PUT,
+	ROUTE_FUNCTION_GET,
+	ROUTE_FUNCTION_DELETE,
+	ROUTE_FUNCTION_ROLLBACK,
+	ROUTE_FUNCTION_INVOKE,
+	ROUTE_FUNCTION_LOGS,
+	ROUTE_RUNTIMES,
+	_ROUTE_MAX,
+	_ROUTE_INVALID = -22,
+};
+
+struct route_match {
+	enum route_id id;
+	bool management;  /* served on TCP only with the API token */
+	char name[256];   /* the {name} segment, undecoded; "" when the route has none */
+	bool name_too_long;
+	const char *allow; /* for -EOPNOTSUPP: the methods the path takes, e.g. "GET, PUT, DELETE" */
+};
+
+/* 0 and *ret filled; -ENOENT (no such path: 404); -EOPNOTSUPP (path known, method not: 405,
+ * ret->allow set). */
+int route_match(const char *method, const char *path, struct route_match *ret);
