@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: MIT */
+#include "api.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "logs.h"
+#include "loop.h"
+#include "manifest.h"
+#include "registry.h"
+#include "route.h"
+#include "scheduler.h"
+#include "server.h"
+#include "util/buf.h"
+#include "util/cleanup.h"
+#include "util/codec.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "zygotes.h"
+
+#define SMALL_BODY_MAX (64u * 1024u)
+#define TAIL_DEFAULT 100
+#define TAIL_MAX 10000
+
+struct api {
+	struct api_deps d;
+	struct package_limits package_limits;
+};
+
+int api_new(const struct api_deps *deps, struct api **ret)
+{
+	struct api *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->d = *deps;
+	a->package_limits.max_entries = deps->config->package_max_entries;
+	a->package_limits.max_bytes = deps->config->package_max_bytes;
+	*ret = a;
+	return 0;
+}
+
+struct api *api_free(struct api *a)
+{
+	free(a);
+	return NULL;
+}
+
+size_t api_body_limit(const char *method, const char *path, void *userdata)
+{
+	struct api *a = userdata;
+	struct route_match m;
+	if (route_match(method, path, &m) < 0)
+		return SMALL_BODY_MAX;
+	switch (m.id) {
+	case ROUTE_FUNCTION_PUT:
+		return (size_t)a->d.config->deploy_body_max;
+	case ROUTE_FUNCTION_INVOKE:
+		return (size_t)a->d.config->invoke_body_max;
+	default:
+		return SMALL_BODY_MAX;
+	}
+}
+
+/* --- responses ----------------------------------------------------------------------------- */
+
+static void respond_json(struct conn *c, int status, cJSON *j, const char *extra)
+{
+	char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+	cJSON_Delete(j);
+	if (!s) {
+		static const char oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}\n";
+		(void)conn_respond(c, 500, "application/json", oom, sizeof(oom) - 1, NULL);
+		return;
+	}
+	size_t n = strlen(s);
+	char *t = realloc(s, n + 2);
+	if (t) {
+		s = t;
+		s[n++] = '\n';
+		s[n] = 0;
+	}
+	(void)conn_respond(c, status, "application/json", s, n, extra);
+	free(s);
+}
+
+static void respond_error(struct conn *c, int status, const char *kind, const char *fmt, ...)
+	_printf_(4, 5);
+static void respond_error(struct conn *c, int status, const char *kind, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON *j = cJSON_CreateObject();
+	if (j) {
+		cJSON_AddStringToObject(j, "error", kind);
+		cJSON_AddStringToObject(j, "message", msg);
+	}
+	respond_json(c, status, j, NULL);
+}
+
+/* --- helpers ------------------------------------------------------------------------------- */
+
+static bool constant_time_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = la != lb;
+	for (size_t i = 0; i < la; i++)
+		d |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+	return d == 0;
+}
+
+/* Parses a positive 32-bit integer. */
+static int parse_u32(const char *s, uint32_t *ret)
+{
+	if (!s || !*s || strlen(s) > 10)
+		return -EINVAL;
+	uint64_t v = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (v == 0 || v > UINT32_MAX)
+		return -EINVAL;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static cJSON *version_json(const struct fn_version *v)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	char t[32];
+	format_time_us(v->created_us, t);
+	if (!cJSON_AddNumberToObject(o, "version", v->version) ||
+	    !cJSON_AddStringToObject(o, "sha256", v->sha256) ||
+	    !cJSON_AddStringToObject(o, "created", t) ||
+	    !cJSON_AddStringToObject(o, "runtime", v->manifest.runtime) ||
+	    !cJSON_AddStringToObject(o, "handler", v->manifest.handler) ||
+	    !cJSON_AddNumberToObject(o, "memory_mb", v->manifest.memory_mb) ||
+	    !cJSON_AddNumberToObject(o, "timeout_ms", v->manifest.timeout_ms)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* name, live_version, runtime, handler, memory_mb, timeout_ms of the live version. */
+static cJSON *function_summary(const struct fn_record *f)
+{
+	const struct fn_version *v = fn_record_version(f, f->live);
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !v)
+		return o;
+	cJSON_AddStringToObject(o, "name", f->name);
+	cJSON_AddNumberToObject(o, "live_version", f->live);
+	cJSON_AddStringToObject(o, "runtime", v->manifest.runtime);
+	cJSON_AddStringToObject(o, "handler", v->manifest.handler);
+	cJSON_AddNumberToObject(o, "memory_mb", v->manifest.memory_mb);
+	cJSON_AddNumberToObject(o, "timeout_ms", v->manifest.timeout_ms);
+	return o;
+}
+
+static const struct fn_record *find_function(struct api *a, struct conn *c,
+					     const struct route_match *m)
+{
+	const struct fn_record *f = m->name_too_long ? NULL : registry_find(a->d.registry, m->name);
+	if (!f)
+		respond_error(c, 404, "not_found", "function '%.64s' does not exist", m->name);
+	return f;
+}
+
+/* --- routes -------------------------------------------------------------------------------- */
+
+static void route_healthz(struct api *a, struct conn *c, const struct http_request *req)
+{
+	(void)a;
+	if (streq(req->method, "HEAD")) {
+		(void)conn_respond(c, 200, "application/json", NULL, 0, NULL);
+		return;
+	}
+	static const char ok[] = "{\"status\":\"ok\"}\n";
+	(void)conn_respond(c, 200, "application/json", ok, sizeof(ok) - 1, NULL);
+}
+
+static void route_runtimes(struct api *a, struct conn *c)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON *arr = j ? cJSON_AddArrayToObject(j, "runtimes") : NULL;
+	for (size_t i = 0; arr && i < zygotes_count(a->d.zygotes); i++) {
+		struct zygote_info zi;
+		zygotes_info(a->d.zygotes, i, &zi);
+		cJSON *o = cJSON_CreateObject();
+		if (!o || !cJSON_AddItemToArray(arr, o))
+			break;
+		char t[32] = "";
+		if (zi.started_us)
+			format_time_us(zi.started_us, t);
+		cJSON_AddStringToObject(o, "name", zi.runtime);
+		cJSON_AddNumberToObject(o, "pid", zi.pid);
+		cJSON_AddStringToObject(o, "state", zygote_state_to_string(zi.state));
+		cJSON_AddNumberToObject(o, "restarts", zi.restarts);
+		if (zi.started_us)
+			cJSON_AddStringToObject(o, "started", t);
+		else
+			cJSON_AddNullToObject(o, "started");
+	}
+	respond_json(c, 200, j, NULL);
+}
+
+static void route_list(struct api *a, struct conn *c)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON *arr = j ? cJSON_AddArrayToObject(j, "functions") : NULL;
+	for (size_t i = 0; arr && i < registry_count(a->d.registry); i++) {
+		const struct fn_record *f = registry_at(a->d.registry, i);
+		cJSON *o = function_summary(f);
+		if (!o || !cJSON_AddItemToArray(arr, o)) {
+			cJSON_Delete(o);
+			break;
+		}
+		cJSON_AddNumberToObject(o, "versions", (double)f->n_versions);
+	}
+	respond_json(c, 200, j, NULL);
+}
+
+static void route_get(struct api *a, struct conn *c, const struct route_match *m)
+{
+	const struct fn_record *f = find_function(a, c, m);
+	if (!f)
+		return;
+	cJSON *o = function_summary(f);
+	const struct fn_version *live = fn_record_version(f, f->live);
+	if (o && live) {
+		cJSON *env = cJSON_AddObjectToObject(o, "env");
+		for (size_t i = 0; env && i < live->manifest.n_env; i++)
+			cJSON_AddStringToObject(env, live->manifest.env_keys[i],
+						live->manifest.env_values[i]);
+	}
+	cJSON *vers = o ? cJSON_AddArrayToObject(o, "versions") : NULL;
+	for (size_t i = 0; vers && i < f->n_versions; i++) {
+		cJSON *v = version_json(&f->versions[i]);
+		if (v)
+			cJSON_AddItemToArray(vers, v);
+	}
+	cJSON *inst = sched_instances_json(a->d.sched, f->name);
+	if (o && inst)
+		cJSON_AddItemToObject(o, "instances", inst);
+	else
+		cJSON_Delete(inst);
+	respond_json(c, 200, o, NULL);
+}
+
+static void route_put(struct api *a, struct conn *c, const struct route_match *m,
+		      const struct http_request *req)
+{
+	if (m->name_too_long || !function_name_valid(m->name)) {
+		respond_error(c, 400, "bad_request",
+			      "name: '%.64s' is not a valid function name (must match "
+			      "[a-z0-9][a-z0-9_-]{0,63})",
+			      m->name);
+		return;
+	}
+	if (!req->body || req->body_len == 0) {
+		respond_error(c, 400, "bad_request", "body: a JSON object is required");
+		return;
+	}
+	_cleanup_json_ cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+	if (!j || !cJSON_IsObject(j)) {
+		respond_error(c, 400, "bad_request", "body: not a valid JSON object");
+		return;
+	}
+	struct manifest man = { 0 };
+	_cleanup_free_ char *err = NULL;
+	int r = manifest_from_json(j, &man, &err);
+	if (r < 0) {
+		respond_error(c, 400, "bad_request", "%s", err ?: "invalid function configuration");
+		return;
+	}
+	if (!zygotes_has_runtime(a->d.zygotes, man.runtime)) {
+		respond_error(c, 400, "bad_request", "runtime: '%s' is not available here",
+			      man.runtime);
+		manifest_done(&man);
+		return;
+	}
+	cJSON *code = cJSON_GetObjectItem(j, "code");
+	if (!cJSON_IsString(code)) {
+		respond_error(c, 400, "bad_request",
+			      "code: required, a base64 string of a .zip or .tar.gz archive");
+		manifest_done(&man);
+		return;
+	}
+	_cleanup_free_ unsigned char *bytes = NULL;
+	size_t n = 0;
+	r = base64_decode(code->valuestring, strlen(code->valuestring), &bytes, &n);
+	if (r < 0 || n == 0) {
+		respond_error(c, 400, "bad_request", "code: %s",
+			      r < 0 ? "not valid base64" : "the archive is empty");
+		manifest_done(&man);
+		return;
+	}
+	uint32_t version = 0;
+	_cleanup_free_ char *derr = NULL;
+	uint64_t t0 = now_us();
+	r = registry_deploy(a->d.registry, m->name, &man, bytes, n, &a->package_limits, &version,
+			    &derr);
+	manifest_done(&man);
+	if (r < 0) {
+		switch (r) {
+		case -EINVAL:
+			respond_error(c, 400, "bad_request", "code: %s", derr ?: "invalid archive");
+			break;
+		case -EBUSY:
+			respond_error(c, 409, "conflict",
+				      "function '%s' is broken on disk (unreadable function.json); "
+				      "fix or remove it first",
+				      m->name);
+			break;
+		case -ENOSPC:
+		case -EDQUOT:
+			respond_error(c, 507, "insufficient_storage",
+				      "no space left in the state directory for '%s'", m->name);
+			break;
+		default:
+			log_error_errno(r, "api: deploy of '%s' failed: %m", m->name);
+			respond_error(c, 500, "internal", "deploy of '%s' failed: %s", m->name,
+				      strerror(-r));
+		}
+		return;
+	}
+	const struct fn_record *f = registry_find(a->d.registry, m->name);
+	const struct fn_version *v = f ? fn_record_version(f, version) : NULL;
+	log_info("api: deployed '%s' version %u (%zu bytes, %.1f ms)", m->name, version, n,
+		 (double)(now_us() - t0) / 1000.0);
+	sched_function_changed(a->d.sched, m->name);
+	cJSON *o = cJSON_CreateObject();
+	if (o) {
+		cJSON_AddStringToObject(o, "name", m->name);
+		cJSON_AddNumberToObject(o, "version", version);
+		cJSON_AddStringToObject(o, "sha256", v ? v->sha256 : "");
+	}
+	respond_json(c, 201, o, NULL);
+}
+
+static void route_delete(struct api *a, struct conn *c, const struct route_match *m)
+{
+	if (!find_function(a, c, m))
+		return;
+	int r = registry_delete(a->d.registry, m->name);
+	if (r < 0) {
+		log_error_errno(r, "api: delete of '%s' failed: %m", m->name);
+		respond_error(c, 500, "internal", "delete of '%s' failed: %s", m->name, strerror(-r));
+		return;
+	}
+	sched_function_deleted(a->d.sched, m->name);
+	(void)log_store_remove(a->d.logs, m->name);
+	log_info("api: deleted '%s'", m->name);
+	(void)conn_respond(c, 204, NULL, NULL, 0, NULL);
+}
+
+static void route_rollback(struct api *a, struct conn *c, const struct route_match *m,
+			   const struct http_request *req)
+{
+	const struct fn_record *f = find_function(a, c, m);
+	if (!f)
+		return;
+	uint32_t target = 0;
+	if (req->body_len > 0) {
+		_cleanup_json_ cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+		if (!j || !cJSON_IsObject(j)) {
+			respond_error(c, 400, "bad_request", "body: not a valid JSON object");
+			return;
+		}
+		for (cJSON *it = j->child; it; it = it->next)
+			if (!streq(it->string, "version")) {
+				respond_error(c, 400, "bad_request", "unknown field '%s'", it->string);
+				return;
+			}
+		cJSON *v = cJSON_GetObjectItem(j, "version");
+		if (v) {
+			if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > UINT32_MAX ||
+			    v->valuedouble != (double)(uint32_t)v->valuedouble) {
+				respond_error(c, 400, "bad_request",
+					      "version: must be a positive integer");
+				return;
+			}
+			target = (uint32_t)v->valuedouble;
+		}
+	}
+	if (target == 0) {
+		for (size_t i = 0; i < f->n_versions; i++)
+			if (f->versions[i].version < f->live && f->versions[i].version > target)
+				target = f->versions[i].version;
+		if (target == 0) {
+			respond_error(c, 409, "conflict",
+				      "function '%s' has no version before %u to roll back to",
+				      f->name, f->live);
+			return;
+		}
+	} else if (!fn_record_version(f, target)) {
+		respond_error(c, 404, "not_found", "version %u of '%s' does not exist", target,
+			      f->name);
+		return;
+	}
+	int r = registry_set_live(a->d.registry, m->name, target);
+	if (r < 0) {
+		log_error_errno(r, "api: rollback of '%s' failed: %m", m->name);
+		respond_error(c, 500, "internal", "rollback of '%s' failed: %s", m->name,
+			      strerror(-r));
+		return;
+	}
+	log_info("api: '%s' rolled back to version %u", m->name, target);
+	sched_function_changed(a->d.sched, m->name);
+	cJSON *o = cJSON_CreateObject();
+	if (o) {
+		cJSON_AddStringToObject(o, "name", m->name);
+		cJSON_AddNumberToObject(o, "version", target);
+	}
+	respond_json(c, 200, o, NULL);
+}
+
+/* --- invoke -------------------------------------------------------------------------------- */
+
+struct pending_invoke {
+	struct api *a;
+	struct conn *conn;
+	struct invocation *inv;
+};
+
+static void invoke_abort(void *ud)
+{
+	struct pending_invoke *p = ud;
+	sched_invocation_cancel(p->a->d.sched, p->inv);
+	conn_unref(p->conn);
+	free(p);
+}
+
+static void invoke_done(void *ud, const struct invoke_result *r)
+{
+	struct pending_invoke *p = ud;
+	char extra[256] = "";
+	if (r->reached)
+		snprintf(extra, sizeof(extra),
+			 "X-Spore-Version: %u\r\nX-Spore-Cold-Start: %s\r\nX-Spore-Duration-Us: %llu\r\n"
+			 "X-Spore-Request-Id: %s\r\n",
+			 r->version, r->cold ? "true" : "false", (unsigned long long)r->duration_us,
+			 r->request_id);
+	(void)conn_respond(p->conn, r->status, "application/json", r->body, r->len, extra);
+	conn_unref(p->conn);
+	free(p);
+}
+
+static void route_invoke(struct api *a, struct conn *c, const struct route_match *m,
+			 const struct http_request *req)
+{
+	const struct fn_record *f = find_function(a, c, m);
+	if (!f)
+		return;
+	uint32_t version = 0;
+	_cleanup_free_ char *vs = NULL;
+	int r = http_request_query(req, "version", &vs);
+	if (r == 0) {
+		if (parse_u32(vs, &version) < 0) {
+			respond_error(c, 400, "bad_request", "version: '%.32s' is not a positive integer",
+				      vs);
+			return;
+		}
+		if (!fn_record_version(f, version)) {
+			respond_error(c, 404, "not_found", "version %u of '%s' does not exist",
+				      version, f->name);
+			return;
+		}
+	} else if (r != -ENOENT) {
+		respond_error(c, 400, "bad_request", "query: malformed");
+		return;
+	}
+	const char *event = "null";
+	size_t len = 4;
+	if (req->body_len > 0) {
+		cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+		if (!j) {
+			respond_error(c, 400, "bad_request",
+				      "body: the event is not valid JSON (near byte %zu)",
+				      (size_t)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - req->body
+								   : 0));
+			return;
+		}
+		cJSON_Delete(j);
+		event = req->body;
+		len = req->body_len;
+	}
+	struct pending_invoke *p = calloc(1, sizeof(*p));
+	if (!p) {
+		respond_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	p->a = a;
+	p->conn = conn_ref(c);
+	r = sched_invoke(a->d.sched, f->name, version, event, len, invoke_done, p, &p->inv);
+	if (r < 0) {
+		conn_unref(c);
+		free(p);
+		if (r == -EAGAIN)
+			respond_error(c, 429, "too_many_requests",
+				      "function '%s' has %u invocations queued already; try again later",
+				      f->name, a->d.config->queue_max);
+		else if (r == -ENOENT)
+			respond_error(c, 404, "not_found", "function '%s' version does not exist",
+				      f->name);
+		else
+			respond_error(c, 500, "internal", "invoke failed: %s", strerror(-r));
+		return;
+	}
+	conn_set_abort(c, invoke_abort, p);
+}
+
+/* --- logs ---------------------------------------------------------------------------------- */
+
+struct log_stream {
+	struct conn *conn;
+	struct log_follower *follower;
+};
+
+static void log_stream_abort(void *ud)
+{
+	struct log_stream *ls = ud;
+	log_follower_free(ls->follower);
+	conn_unref(ls->conn);
+	free(ls);
+}
+
+static void log_stream_line(void *ud, const char *line, size_t len)
+{
+	struct log_stream *ls = ud;
+	(void)conn_stream_write(ls->conn, line, len);
+}
+
+static void route_logs(struct api *a, struct conn *c, const struct route_match *m,
+		       const struct http_request *req)
+{
+	const struct fn_record *f = find_function(a, c, m);
+	if (!f)
+		return;
+	uint32_t tail = TAIL_DEFAULT;
+	_cleanup_free_ char *ts = NULL, *fs = NULL;
+	if (http_request_query(req, "tail", &ts) == 0) {
+		if (streq(ts, "0"))
+			tail = 0;
+		else if (parse_u32(ts, &tail) < 0 || tail > TAIL_MAX) {
+			respond_error(c, 400, "bad_request",
+				      "tail: must be an integer between 0 and %u", TAIL_MAX);
+			return;
+		}
+	}
+	bool follow = false;
+	if (http_request_query(req, "follow", &fs) == 0) {
+		if (streq(fs, "1") || streq(fs, "true"))
+			follow = true;
+		else if (!streq(fs, "0") && !streq(fs, "false")) {
+			respond_error(c, 400, "bad_request", "follow: must be 1 or 0");
+			return;
+		}
+	}
+	struct buf out = BUF_INIT;
+	int r = log_store_tail(a->d.logs, f->name, tail, &out);
+	if (r < 0) {
+		buf_done(&out);
+		respond_error(c, 500, "internal", "cannot read the logs of '%s': %s", f->name,
+			      strerror(-r));
+		return;
+	}
+	if (!follow) {
+		(void)conn_respond(c, 200, "application/x-ndjson", out.data, out.len, NULL);
+		buf_done(&out);
+		return;
+	}
+	struct log_stream *ls = calloc(1, sizeof(*ls));
+	if (!ls || conn_stream_begin(c, 200, "application/x-ndjson", NULL) < 0) {
+		free(ls);
+		buf_done(&out);
+		return;
+	}
+	(void)conn_stream_write(c, out.data, out.len);
+	buf_done(&out);
+	ls->conn = conn_ref(c);
+	r = log_store_follow(a->d.logs, f->name, log_stream_line, ls, &ls->follower);
+	if (r < 0) {
+		conn_unref(c);
+		free(ls);
+		(void)conn_stream_end(c);
+		return;
+	}
+	conn_set_abort(c, log_stream_abort, ls);
+}
+
+/* --- dispatch ------------------------------------------------------------------------------ */
+
+static bool authorized(struct api *a, struct conn *c, const struct http_request *req)
+{
+	if (conn_is_unix(c))
+		return true;
+	const char *token = a->d.config->api_token;
+	if (!token) {
+		respond_error(c, 401, "unauthorized",
+			      "management routes are served on the API unix socket only; set "
+			      "api_token in the configuration to allow them over TCP");
+		return false;
+	}
+	const char *h = http_request_header(req, "Authorization");
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !constant_time_eq(h + 7, token)) {
+		respond_error(c, 401, "unauthorized",
+			      "management routes over TCP need 'Authorization: Bearer <api_token>'%s",
+			      h ? "; the token given does not match" : "");
+		return false;
+	}
+	return true;
+}
+
+void api_handle(struct conn *c, struct http_request *req, void *userdata)
+{
+	struct api *a = userdata;
+	struct route_match m;
+	int r = route_match(req->method, req->path, &m);
+	if (r == -EOPNOTSUPP) {
+		char allow[96];
+		snprintf(allow, sizeof(allow), "Allow: %s\r\n", m.allow);
+		cJSON *j = cJSON_CreateObject();
+		if (j) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "method %s is not allowed on %s (allowed: %s)",
+				 req->method, req->path, m.allow);
+			cJSON_AddStringToObject(j, "error", "method_not_allowed");
+			cJSON_AddStringToObject(j, "message", msg);
+		}
+		respond_json(c, 405, j, allow);
+		goto out;
+	}
+	if (r < 0) {
+		respond_error(c, 404, "not_found", "no route for %s %.200s", req->method, req->path);
+		goto out;
+	}
+	if (m.management && !authorized(a, c, req))
+		goto out;
+
+	switch (m.id) {
+	case ROUTE_HEALTHZ:
+		route_healthz(a, c, req);
+		break;
+	case ROUTE_RUNTIMES:
+		route_runtimes(a, c);
+		break;
+	case ROUTE_FUNCTIONS_LIST:
+		route_list(a, c);
+		break;
+	case ROUTE_FUNCTION_GET:
+		route_get(a, c, &m);
+		break;
+	case ROUTE_FUNCTION_PUT:
+		route_put(a, c, &m, req);
+		break;
+	case ROUTE_FUNCTION_DELETE:
+		route_delete(a, c, &m);
+		break;
+	case ROUTE_FUNCTION_ROLLBACK:
+		route_rollback(a, c, &m, req);
+		break;
+	case ROUTE_FUNCTION_INVOKE:
+		route_invoke(a, c, &m, req);
+		break;
+	case ROUTE_FUNCTION_LOGS:
+		route_logs(a, c, &m, req);
+		break;
+	default:
+		respond_error(c, 500, "internal", "unhandled route");
+	}
+out:
+	http_request_free(req);
+}

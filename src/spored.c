@@ -1,1 +1,285 @@
-int main(void){return 0;}
+/* SPDX-License-Identifier: MIT */
+/* spored: the supervisor. Wires the modules together around one io_uring event loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "logs.h"
+#include "loop.h"
+#include "registry.h"
+#include "scheduler.h"
+#include "server.h"
+#include "spore-config.h"
+#include "util/cleanup.h"
+#include "util/fileio.h"
+#include "util/log.h"
+#include "zygotes.h"
+
+#define INIT_TIMEOUT_MS 10000
+#define TICK_US 1000000u
+
+struct daemon {
+	struct spore_config cfg;
+	struct loop *loop;
+	struct registry *reg;
+	struct log_store *logs;
+	struct sched *sched;
+	struct zygotes *zygotes;
+	struct api *api;
+	struct server *server;
+	int sigfd;
+	uint64_t sig_token;
+	struct loop_timer tick;
+	bool quit;
+};
+
+static struct daemon *tick_daemon;
+
+static void reap_children(struct daemon *d)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			return;
+		if (!zygotes_child_exited(d->zygotes, pid, status))
+			sched_child_exited(d->sched, pid, status);
+	}
+}
+
+static void on_signal(void *ud, int res, uint32_t flags)
+{
+	struct daemon *d = ud;
+	(void)flags;
+	if (res < 0)
+		return;
+	struct signalfd_siginfo si;
+	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap_children(d);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			log_info("spored: received %s, shutting down", sigabbrev_np((int)si.ssi_signo));
+			d->quit = true;
+			break;
+		case SIGHUP:
+			log_notice("spored: SIGHUP: configuration reload is not supported; restart "
+				   "spored to apply changes, ignoring");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void on_tick(struct loop_timer *t)
+{
+	struct daemon *d = tick_daemon;
+	server_tick(d->server);
+	sched_tick(d->sched);
+	(void)loop_timer_start(d->loop, t, now_us() + TICK_US);
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int setup(struct daemon *d)
+{
+	int r;
+	const struct spore_config *c = &d->cfg;
+
+	raise_nofile();
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warning_errno(errno, "spored: cannot become a subreaper: %m, ignoring");
+
+	r = mkdir_p(c->state_dir, 0750);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot create state dir '%s': %m", c->state_dir);
+	_cleanup_free_ char *sockdir = strdup(c->api_socket);
+	if (!sockdir)
+		return log_oom();
+	r = mkdir_p(dirname(sockdir), 0755);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot create the directory of '%s': %m",
+				       c->api_socket);
+
+	r = registry_open(c->state_dir, &d->reg);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot open the registry in '%s': %m",
+				       c->state_dir);
+	for (size_t i = 0; i < registry_broken_count(d->reg); i++)
+		log_error("spored: function '%s' has an unreadable function.json and is not served; "
+			  "fix or remove %s/functions/%s",
+			  registry_broken_at(d->reg, i), c->state_dir, registry_broken_at(d->reg, i));
+	log_info("spored: %zu function(s) in '%s'", registry_count(d->reg), c->state_dir);
+
+	_cleanup_free_ char *logdir = NULL;
+	if (asprintf(&logdir, "%s/logs", c->state_dir) < 0)
+		return log_oom();
+	r = log_store_new(logdir, c->log_max_bytes, &d->logs);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot open the log dir '%s': %m", logdir);
+
+	r = loop_new(4096, 1024, 16384, &d->loop);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot set up io_uring: %m");
+
+	struct sched_config sc = {
+		.max_instances = c->max_instances,
+		.queue_max = c->queue_max,
+		.queue_timeout_ms = c->queue_timeout_ms,
+		.idle_ttl_s = c->idle_ttl_s,
+		.init_timeout_ms = INIT_TIMEOUT_MS,
+	};
+	r = sched_new(d->loop, NULL, d->reg, d->logs, &sc, &d->sched);
+	if (r < 0)
+		return log_oom();
+	struct zygote_callbacks cb;
+	r = zygotes_new(d->loop, c->runtime_dir, c->zygote_spares,
+			sched_zygote_callbacks(d->sched, &cb), &d->zygotes);
+	if (r < 0)
+		return log_oom();
+	sched_set_zygotes(d->sched, d->zygotes);
+
+	/* Signals: blocked and read from a signalfd in the loop. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return log_error_errno(errno, "spored: sigprocmask: %m");
+	signal(SIGPIPE, SIG_IGN);
+	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->sigfd < 0)
+		return log_error_errno(errno, "spored: signalfd: %m");
+	r = loop_poll_start(d->loop, d->sigfd, POLLIN, on_signal, d, &d->sig_token);
+	if (r < 0)
+		return log_oom();
+
+	r = zygotes_start(d->zygotes);
+	if (r < 0)
+		return r;
+
+	struct api_deps deps = {
+		.config = c,
+		.registry = d->reg,
+		.sched = d->sched,
+		.zygotes = d->zygotes,
+		.logs = d->logs,
+	};
+	r = api_new(&deps, &d->api);
+	if (r < 0)
+		return log_oom();
+	struct server_limits lim = {
+		.max_connections = c->max_connections,
+		.header_max = c->header_max,
+		.header_timeout_ms = c->header_timeout_ms,
+		.keepalive_timeout_ms = c->keepalive_timeout_ms,
+	};
+	r = server_new(d->loop, &lim, api_handle, api_body_limit, d->api, &d->server);
+	if (r < 0)
+		return log_oom();
+	for (size_t i = 0; i < c->n_listen; i++) {
+		r = server_listen_tcp(d->server, c->listen[i]);
+		if (r < 0)
+			return log_error_errno(r, "spored: cannot listen on '%s': %m", c->listen[i]);
+		log_info("spored: listening on http://%s", c->listen[i]);
+	}
+	r = server_listen_unix(d->server, c->api_socket);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot listen on '%s': %m", c->api_socket);
+	log_info("spored: API socket %s", c->api_socket);
+
+	tick_daemon = d;
+	d->tick.fn = on_tick;
+	(void)loop_timer_start(d->loop, &d->tick, now_us() + TICK_US);
+	return 0;
+}
+
+static void teardown(struct daemon *d)
+{
+	if (d->server)
+		server_stop_listening(d->server);
+	d->server = server_free(d->server);
+	d->api = api_free(d->api);
+	d->sched = sched_free(d->sched);
+	d->zygotes = zygotes_free(d->zygotes);
+	if (d->loop) {
+		loop_timer_stop(d->loop, &d->tick);
+		loop_op_free(d->loop, d->sig_token, NULL);
+	}
+	d->sigfd = safe_close(d->sigfd);
+	/* Let the cancellations complete before the ring goes. */
+	if (d->loop)
+		(void)loop_submit(d->loop);
+	d->loop = loop_free(d->loop);
+	d->logs = log_store_free(d->logs);
+	d->reg = registry_free(d->reg);
+	/* Orphaned instances re-parented to us. */
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	config_done(&d->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { .sigfd = -EBADF };
+	_cleanup_free_ char *err = NULL;
+
+	int r = config_init(&d.cfg);
+	if (r < 0) {
+		fprintf(stderr, "spored: out of memory\n");
+		return 1;
+	}
+	r = config_from_args(&d.cfg, argc, argv, &err);
+	if (r < 0) {
+		fprintf(stderr, "spored: %s\n", err ?: "invalid arguments");
+		config_done(&d.cfg);
+		return 2;
+	}
+	if (r > 0) {
+		config_done(&d.cfg);
+		return 0;
+	}
+	log_set_max_level(d.cfg.log_level);
+	setvbuf(stderr, NULL, _IOLBF, 0);
+
+	r = setup(&d);
+	if (r < 0) {
+		teardown(&d);
+		return 1;
+	}
+	log_info("spored %s ready (pid %d)", SPORE_VERSION, (int)getpid());
+	while (!d.quit) {
+		r = loop_run_once(d.loop);
+		if (r < 0) {
+			log_error_errno(r, "spored: event loop failed: %m");
+			break;
+		}
+	}
+	teardown(&d);
+	log_info("spored: stopped");
+	return r < 0 ? 1 : 0;
+}

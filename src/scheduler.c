@@ -1,0 +1,1117 @@
+/* SPDX-License-Identifier: MIT */
+#include "scheduler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "logs.h"
+#include "loop.h"
+#include "proto.h"
+#include "registry.h"
+#include "util/buf.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/json.h"
+#include "zygotes.h"
+
+/* How long a dead instance's channel waits for its exit status before we answer anyway. */
+#define EXIT_STATUS_WAIT_US (1000u * 1000u)
+#define LOG_LINE_MAX 16384
+
+enum inst_state {
+	INSTANCE_STARTING,
+	INSTANCE_IDLE,
+	INSTANCE_BUSY,
+	INSTANCE_DEAD, /* channel gone or killed; waiting for the exit status */
+};
+
+static const char *const inst_state_names[] = {
+	[INSTANCE_STARTING] = "starting",
+	[INSTANCE_IDLE] = "idle",
+	[INSTANCE_BUSY] = "busy",
+	[INSTANCE_DEAD] = "stopping",
+};
+
+struct fn_state;
+
+struct pipe_reader {
+	struct instance *inst;
+	int fd;
+	uint64_t token;
+	const char *stream;
+	struct buf line;
+};
+
+struct instance {
+	struct sched *s;
+	struct fn_state *fn;
+	char id[20];
+	uint32_t version;
+	uint32_t timeout_ms;
+	char runtime[16];
+	pid_t pid;
+	uint64_t spawn_token;
+	enum inst_state state;
+	uint64_t invocations;
+	uint64_t idle_since_us;
+	uint64_t started_us;
+
+	int chan;
+	uint64_t chan_token;
+	uint64_t chan_out_token;
+	bool chan_out_armed;
+	struct buf in;
+	struct buf out;
+
+	struct pipe_reader pipes[2];
+
+	struct invocation *current;
+	struct loop_timer timer; /* start-up or invocation deadline, then exit-status wait */
+	bool timed_out;
+	bool retiring;
+	bool have_status;
+	int status;
+
+	struct instance *prev, *next;
+};
+
+struct invocation {
+	struct sched *s;
+	struct fn_state *fn;
+	uint32_t version;
+	char request_id[40];
+	char *event;
+	size_t len;
+	invoke_done_fn done;
+	void *userdata;
+	uint64_t enqueued_us;
+	uint64_t started_us;
+	struct instance *inst;
+	bool queued;
+	struct invocation *prev, *next;
+};
+
+struct fn_state {
+	struct sched *s;
+	char *name;
+	struct instance *instances;
+	size_t n_instances; /* not counting DEAD ones */
+	struct invocation *q_head, *q_tail;
+	size_t q_len;
+	struct fn_state *next;
+};
+
+struct sched {
+	struct loop *loop;
+	struct zygotes *zygotes;
+	struct registry *reg;
+	struct log_store *logs;
+	struct sched_config cfg;
+	struct fn_state *fns;
+	uint64_t next_token;
+};
+
+static void fn_pump(struct fn_state *fn);
+static void instance_kill(struct instance *inst);
+static void instance_finalize(struct instance *inst);
+
+/* --- helpers ------------------------------------------------------------------------------- */
+
+static void make_uuid(char out[40])
+{
+	unsigned char b[16];
+	if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+		uint64_t t = now_us();
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)(i * 37);
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, 40,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+		 b[15]);
+}
+
+static char *error_body(const char *kind, const char *fmt, ...) _printf_(2, 3);
+static char *error_body(const char *kind, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON *j = cJSON_CreateObject();
+	if (!j)
+		return NULL;
+	cJSON_AddStringToObject(j, "error", kind);
+	cJSON_AddStringToObject(j, "message", msg);
+	char *s = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	return s;
+}
+
+/* The body of a function_error from the instance's {"errorType","errorMessage","stackTrace"}. */
+static char *function_error_body(const char *payload, size_t len, const char *prefix)
+{
+	cJSON *e = cJSON_ParseWithLength(payload, len);
+	cJSON *j = cJSON_CreateObject();
+	if (!j) {
+		cJSON_Delete(e);
+		return NULL;
+	}
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(e, "errorType"));
+	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(e, "errorMessage"));
+	char m[2048];
+	snprintf(m, sizeof(m), "%s%s: %s", prefix, type ?: "Error", msg ?: "");
+	cJSON_AddStringToObject(j, "error", "function_error");
+	cJSON_AddStringToObject(j, "message", m);
+	cJSON_AddStringToObject(j, "errorType", type ?: "Error");
+	cJSON_AddStringToObject(j, "errorMessage", msg ?: "");
+	cJSON *st = cJSON_DetachItemFromObject(e, "stackTrace");
+	if (!st)
+		st = cJSON_CreateArray();
+	cJSON_AddItemToObject(j, "stackTrace", st);
+	cJSON_Delete(e);
+	char *s = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	return s;
+}
+
+static void describe_status(int status, char *out, size_t n)
+{
+	if (WIFSIGNALED(status))
+		snprintf(out, n, "was killed by signal %d (SIG%s)", WTERMSIG(status),
+			 sigabbrev_np(WTERMSIG(status)) ?: "?");
+	else if (WIFEXITED(status))
+		snprintf(out, n, "exited with code %d", WEXITSTATUS(status));
+	else
+		snprintf(out, n, "ended (status 0x%x)", (unsigned)status);
+}
+
+/* --- invocations --------------------------------------------------------------------------- */
+
+static void queue_remove(struct fn_state *fn, struct invocation *inv)
+{
+	if (!inv->queued)
+		return;
+	if (inv->prev)
+		inv->prev->next = inv->next;
+	else
+		fn->q_head = inv->next;
+	if (inv->next)
+		inv->next->prev = inv->prev;
+	else
+		fn->q_tail = inv->prev;
+	inv->prev = inv->next = NULL;
+	inv->queued = false;
+	fn->q_len--;
+}
+
+static void invocation_free(struct invocation *inv)
+{
+	free(inv->event);
+	free(inv);
+}
+
+/* Answers and frees an invocation (already off the queue and off its instance). */
+static void invocation_complete(struct invocation *inv, int status, const char *body, size_t len,
+				struct instance *inst)
+{
+	if (inv->done) {
+		struct invoke_result r = {
+			.status = status,
+			.body = body ?: "",
+			.len = body ? len : 0,
+			.reached = inst != NULL,
+			.version = inst ? inst->version : inv->version,
+			.cold = inst && inst->invocations == 1,
+			.duration_us = inv->started_us ? now_us() - inv->started_us : 0,
+			.request_id = inv->request_id,
+		};
+		inv->done(inv->userdata, &r);
+	}
+	invocation_free(inv);
+}
+
+static void invocation_fail(struct invocation *inv, int status, char *body)
+{
+	/* Takes body. */
+	invocation_complete(inv, status, body, body ? strlen(body) : 0, NULL);
+	free(body);
+}
+
+/* --- instance channel ---------------------------------------------------------------------- */
+
+static void chan_flush(struct instance *inst);
+
+static void on_chan_writable(void *ud, int res, uint32_t flags)
+{
+	struct instance *inst = ud;
+	(void)flags;
+	inst->chan_out_armed = false;
+	if (res < 0 && res != -ECANCELED)
+		return;
+	chan_flush(inst);
+}
+
+static void chan_flush(struct instance *inst)
+{
+	while (inst->out.len > 0 && inst->chan >= 0) {
+		ssize_t n = send(inst->chan, inst->out.data, inst->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				if (!inst->chan_out_armed) {
+					struct io_uring_sqe *sqe =
+						loop_sqe(inst->s->loop, inst->chan_out_token);
+					if (sqe) {
+						io_uring_prep_poll_add(sqe, inst->chan, POLLOUT);
+						inst->chan_out_armed = true;
+					}
+				}
+				return;
+			}
+			/* The instance is gone; the read side will see it. */
+			buf_reset(&inst->out);
+			return;
+		}
+		buf_consume(&inst->out, (size_t)n);
+	}
+}
+
+static int chan_send(struct instance *inst, uint32_t type, const void *a, size_t alen,
+		     const void *b, size_t blen)
+{
+	struct proto_frame f = { .type = type, .len = (uint32_t)(alen + blen) };
+	int r = buf_append(&inst->out, &f, sizeof(f));
+	if (r >= 0)
+		r = buf_append(&inst->out, a, alen);
+	if (r >= 0)
+		r = buf_append(&inst->out, b, blen);
+	if (r < 0)
+		return r;
+	chan_flush(inst);
+	return 0;
+}
+
+static void instance_set_idle(struct instance *inst)
+{
+	inst->state = INSTANCE_IDLE;
+	inst->idle_since_us = now_us();
+	loop_timer_stop(inst->s->loop, &inst->timer);
+}
+
+static void instance_dispatch(struct instance *inst, struct invocation *inv)
+{
+	struct sched *s = inst->s;
+	inv->inst = inst;
+	inv->started_us = now_us();
+	inst->current = inv;
+	inst->state = INSTANCE_BUSY;
+	inst->invocations++;
+	struct proto_invoke pi = { .deadline_ms = realtime_us() / 1000 + inst->timeout_ms };
+	memcpy(pi.request_id, inv->request_id, sizeof(pi.request_id));
+	int r = chan_send(inst, INST_INVOKE, &pi, sizeof(pi), inv->event, inv->len);
+	(void)loop_timer_start(s->loop, &inst->timer, now_us() + (uint64_t)inst->timeout_ms * 1000u);
+	if (r < 0) {
+		inst->current = NULL;
+		invocation_fail(inv, 500, error_body("internal", "out of memory"));
+		instance_kill(inst);
+	}
+}
+
+static void fail_queued_version(struct fn_state *fn, uint32_t version, int status,
+				const char *body)
+{
+	for (struct invocation *inv = fn->q_head, *next; inv; inv = next) {
+		next = inv->next;
+		if (inv->version != version)
+			continue;
+		queue_remove(fn, inv);
+		invocation_complete(inv, status, body, strlen(body), NULL);
+	}
+}
+
+static void handle_frame(struct instance *inst, uint32_t type, const char *p, size_t len)
+{
+	struct fn_state *fn = inst->fn;
+	switch (type) {
+	case INST_READY:
+		if (inst->state != INSTANCE_STARTING)
+			break;
+		log_debug("sched: instance %s of '%s' v%u ready in %.2f ms", inst->id, fn->name,
+			  inst->version, (double)(now_us() - inst->started_us) / 1000.0);
+		instance_set_idle(inst);
+		fn_pump(fn);
+		break;
+	case INST_INIT_ERROR: {
+		if (inst->state != INSTANCE_STARTING)
+			break;
+		_cleanup_free_ char *body = function_error_body(p, len, "initialisation failed: ");
+		log_info("sched: instance %s of '%s' v%u failed to initialise", inst->id, fn->name,
+			 inst->version);
+		inst->retiring = true;
+		if (body)
+			fail_queued_version(fn, inst->version, 500, body);
+		instance_kill(inst);
+		break;
+	}
+	case INST_RESULT:
+	case INST_ERROR: {
+		struct invocation *inv = inst->current;
+		if (inst->state != INSTANCE_BUSY || !inv)
+			break;
+		inst->current = NULL;
+		instance_set_idle(inst);
+		if (type == INST_RESULT) {
+			invocation_complete(inv, 200, len ? p : "null", len ? len : 4, inst);
+		} else {
+			_cleanup_free_ char *body = function_error_body(p, len, "");
+			invocation_complete(inv, 500, body ?: "{}", body ? strlen(body) : 2, inst);
+		}
+		fn_pump(fn);
+		break;
+	}
+	default:
+		log_warning("sched: instance %s sent unknown frame type %u; killing it", inst->id,
+			    type);
+		instance_kill(inst);
+	}
+}
+
+static void on_chan(void *ud, int res, uint32_t flags)
+{
+	struct instance *inst = ud;
+	(void)flags;
+	if (res < 0 && res != -ECANCELED) {
+		instance_kill(inst);
+		return;
+	}
+	for (;;) {
+		if (buf_reserve(&inst->in, 65536) < 0) {
+			instance_kill(inst);
+			return;
+		}
+		ssize_t n = recv(inst->chan, inst->in.data + inst->in.len, 65536, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			instance_kill(inst);
+			return;
+		}
+		if (n == 0) {
+			/* The instance closed its end: it died or is dying. */
+			instance_kill(inst);
+			return;
+		}
+		inst->in.len += (size_t)n;
+		size_t off = 0;
+		while (inst->in.len - off >= sizeof(struct proto_frame)) {
+			struct proto_frame f;
+			memcpy(&f, inst->in.data + off, sizeof(f));
+			if (f.len > PROTO_MAX_FRAME) {
+				log_warning("sched: instance %s sent a %u byte frame; killing it",
+					    inst->id, f.len);
+				instance_kill(inst);
+				return;
+			}
+			if (inst->in.len - off - sizeof(f) < f.len)
+				break;
+			handle_frame(inst, f.type, inst->in.data + off + sizeof(f), f.len);
+			off += sizeof(f) + f.len;
+			if (inst->state == INSTANCE_DEAD)
+				return;
+		}
+		buf_consume(&inst->in, off);
+	}
+}
+
+/* --- logs from the instance's stdout/stderr ------------------------------------------------ */
+
+static void pipe_emit(struct pipe_reader *pr, const char *line, size_t len)
+{
+	struct instance *inst = pr->inst;
+	int r = log_store_append(inst->s->logs, inst->fn->name, inst->version, inst->id, pr->stream,
+				 line, len);
+	if (r < 0)
+		log_warning_errno(r, "sched: failed to write log of '%s': %m, ignoring",
+				  inst->fn->name);
+}
+
+static void pipe_drain(struct pipe_reader *pr, bool final)
+{
+	char buf[16384];
+	for (;;) {
+		ssize_t n = read(pr->fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0 || (errno != EAGAIN)) {
+				final = true;
+				loop_op_free(pr->inst->s->loop, pr->token, NULL);
+				pr->token = 0;
+				pr->fd = safe_close(pr->fd);
+			}
+			break;
+		}
+		size_t start = 0;
+		for (size_t i = 0; i < (size_t)n; i++) {
+			if (buf[i] != '\n')
+				continue;
+			if (pr->line.len > 0) {
+				(void)buf_append(&pr->line, buf + start, i - start);
+				pipe_emit(pr, pr->line.data, pr->line.len);
+				buf_reset(&pr->line);
+			} else
+				pipe_emit(pr, buf + start, i - start);
+			start = i + 1;
+		}
+		(void)buf_append(&pr->line, buf + start, (size_t)n - start);
+		if (pr->line.len >= LOG_LINE_MAX) {
+			pipe_emit(pr, pr->line.data, pr->line.len);
+			buf_reset(&pr->line);
+		}
+	}
+	if (final && pr->line.len > 0) {
+		pipe_emit(pr, pr->line.data, pr->line.len);
+		buf_reset(&pr->line);
+	}
+}
+
+static void on_pipe(void *ud, int res, uint32_t flags)
+{
+	struct pipe_reader *pr = ud;
+	(void)flags;
+	(void)res;
+	pipe_drain(pr, false);
+}
+
+/* --- instance lifecycle -------------------------------------------------------------------- */
+
+static void instance_unlink(struct instance *inst)
+{
+	struct fn_state *fn = inst->fn;
+	if (inst->prev)
+		inst->prev->next = inst->next;
+	else
+		fn->instances = inst->next;
+	if (inst->next)
+		inst->next->prev = inst->prev;
+}
+
+static void instance_release(struct instance *inst)
+{
+	struct loop *l = inst->s->loop;
+	loop_timer_stop(l, &inst->timer);
+	loop_op_free(l, inst->chan_token, NULL);
+	loop_op_free(l, inst->chan_out_token, NULL);
+	inst->chan = safe_close(inst->chan);
+	for (int i = 0; i < 2; i++) {
+		struct pipe_reader *pr = &inst->pipes[i];
+		if (pr->fd >= 0)
+			pipe_drain(pr, true);
+		loop_op_free(l, pr->token, NULL);
+		pr->fd = safe_close(pr->fd);
+		buf_done(&pr->line);
+	}
+	buf_done(&inst->in);
+	buf_done(&inst->out);
+	free(inst);
+}
+
+static void on_instance_timer(struct loop_timer *t)
+{
+	struct instance *inst = (struct instance *)((char *)t - offsetof(struct instance, timer));
+	struct fn_state *fn = inst->fn;
+	switch (inst->state) {
+	case INSTANCE_STARTING: {
+		log_warning("sched: instance %s of '%s' v%u did not start within %u ms; killing it",
+			    inst->id, fn->name, inst->version, inst->s->cfg.init_timeout_ms);
+		_cleanup_free_ char *body = error_body(
+			"unavailable", "an instance of '%s' version %u did not start within %u ms",
+			fn->name, inst->version, inst->s->cfg.init_timeout_ms);
+		inst->retiring = true;
+		if (body)
+			fail_queued_version(fn, inst->version, 503, body);
+		instance_kill(inst);
+		break;
+	}
+	case INSTANCE_BUSY: {
+		struct invocation *inv = inst->current;
+		inst->current = NULL;
+		inst->timed_out = true;
+		log_info("sched: invocation %s of '%s' v%u timed out after %u ms; killing instance %s",
+			 inv ? inv->request_id : "?", fn->name, inst->version, inst->timeout_ms, inst->id);
+		if (inv) {
+			_cleanup_free_ char *body =
+				error_body("timeout", "function '%s' version %u ran past its timeout of %u ms",
+					   fn->name, inst->version, inst->timeout_ms);
+			invocation_complete(inv, 504, body ?: "{}", body ? strlen(body) : 2, inst);
+		}
+		instance_kill(inst);
+		break;
+	}
+	case INSTANCE_DEAD:
+		/* No exit status came: answer with what we know. */
+		instance_finalize(inst);
+		break;
+	case INSTANCE_IDLE:
+		break;
+	}
+}
+
+/* Kills the instance (if still running) and waits for its exit status to finish it off. */
+static void instance_kill(struct instance *inst)
+{
+	if (inst->state == INSTANCE_DEAD)
+		return;
+	struct fn_state *fn = inst->fn;
+	bool was_starting = inst->state == INSTANCE_STARTING;
+	inst->state = INSTANCE_DEAD;
+	fn->n_instances--;
+	if (inst->pid > 0 && !inst->have_status)
+		(void)kill(inst->pid, SIGKILL);
+	loop_op_free(inst->s->loop, inst->chan_token, NULL);
+	inst->chan_token = 0;
+	/* Never finalize from here: callers are often inside this instance's own callbacks. The
+	 * timer finishes it on the next loop turn if the exit status is already known, else after
+	 * a grace period unless the status arrives first. */
+	(void)was_starting;
+	(void)loop_timer_start(inst->s->loop, &inst->timer,
+			       now_us() + (inst->have_status ? 0 : EXIT_STATUS_WAIT_US));
+	/* Capacity freed: someone queued may get a new instance. */
+	fn_pump(fn);
+}
+
+/* The instance is dead and (normally) its status known: answer, log, free. */
+static void instance_finalize(struct instance *inst)
+{
+	struct fn_state *fn = inst->fn;
+	char what[96] = "died";
+	if (inst->have_status)
+		describe_status(inst->status, what, sizeof(what));
+	struct invocation *inv = TAKE_PTR(inst->current);
+	if (inv) {
+		_cleanup_free_ char *body = error_body(
+			"crashed", "instance %s (pid %d) of '%s' version %u %s during the invocation",
+			inst->id, (int)inst->pid, fn->name, inst->version, what);
+		invocation_complete(inv, 502, body ?: "{}", body ? strlen(body) : 2, inst);
+	} else if (!inst->retiring && !inst->timed_out && inst->invocations == 0 &&
+		   inst->idle_since_us == 0) {
+		/* Died while starting, without an init error: the code cannot start. */
+		_cleanup_free_ char *body = error_body(
+			"crashed", "instance %s of '%s' version %u %s while initialising", inst->id,
+			fn->name, inst->version, what);
+		if (body)
+			fail_queued_version(fn, inst->version, 502, body);
+	}
+	if (!inst->retiring && !inst->timed_out)
+		log_info("sched: instance %s (pid %d) of '%s' v%u %s", inst->id, (int)inst->pid,
+			 fn->name, inst->version, what);
+	instance_unlink(inst);
+	instance_release(inst);
+	fn_pump(fn);
+}
+
+static struct instance *instance_find_pid(struct sched *s, pid_t pid)
+{
+	for (struct fn_state *fn = s->fns; fn; fn = fn->next)
+		for (struct instance *i = fn->instances; i; i = i->next)
+			if (i->pid == pid)
+				return i;
+	return NULL;
+}
+
+static struct instance *instance_find_token(struct sched *s, uint64_t token)
+{
+	for (struct fn_state *fn = s->fns; fn; fn = fn->next)
+		for (struct instance *i = fn->instances; i; i = i->next)
+			if (i->spawn_token == token)
+				return i;
+	return NULL;
+}
+
+static void instance_exited(struct instance *inst, int status)
+{
+	if (inst->have_status)
+		return;
+	inst->have_status = true;
+	inst->status = status;
+	if (inst->state == INSTANCE_DEAD)
+		(void)loop_timer_start(inst->s->loop, &inst->timer, now_us());
+	/* Otherwise the channel's EOF (which follows at once) finishes it. */
+}
+
+static void on_spawned(void *ud, uint64_t token, pid_t pid, int error)
+{
+	struct sched *s = ud;
+	struct instance *inst = instance_find_token(s, token);
+	if (!inst) {
+		/* Its function went away meanwhile. */
+		if (pid > 0)
+			(void)kill(pid, SIGKILL);
+		return;
+	}
+	if (pid > 0) {
+		inst->pid = pid;
+		if (inst->state == INSTANCE_DEAD && !inst->have_status)
+			(void)kill(pid, SIGKILL);
+		return;
+	}
+	struct fn_state *fn = inst->fn;
+	log_error_errno(error, "sched: could not start an instance of '%s': %m", fn->name);
+	_cleanup_free_ char *body =
+		error_body("unavailable", "could not start an instance of '%s' (runtime '%s'): %s",
+			   fn->name, inst->runtime, strerror(error < 0 ? -error : error));
+	inst->retiring = true;
+	if (body)
+		fail_queued_version(fn, inst->version, 503, body);
+	if (inst->state != INSTANCE_DEAD) {
+		inst->state = INSTANCE_DEAD;
+		fn->n_instances--;
+	}
+	instance_unlink(inst);
+	instance_release(inst);
+}
+
+static void on_zygote_exited(void *ud, pid_t pid, int status)
+{
+	struct sched *s = ud;
+	struct instance *inst = instance_find_pid(s, pid);
+	if (inst)
+		instance_exited(inst, status);
+}
+
+void sched_child_exited(struct sched *s, pid_t pid, int status)
+{
+	on_zygote_exited(s, pid, status);
+}
+
+
+static int instance_start(struct fn_state *fn, uint32_t version)
+{
+	struct sched *s = fn->s;
+	const struct fn_record *rec = registry_find(s->reg, fn->name);
+	const struct fn_version *v = rec ? fn_record_version(rec, version) : NULL;
+	if (!v)
+		return -ENOENT;
+	const struct manifest *m = &v->manifest;
+
+	_cleanup_free_ char *code_dir = registry_code_dir(s->reg, fn->name, version);
+	if (!code_dir)
+		return -ENOMEM;
+	cJSON *init = cJSON_CreateObject();
+	if (!init)
+		return -ENOMEM;
+	char ver[16];
+	snprintf(ver, sizeof(ver), "%u", version);
+	cJSON *env = cJSON_AddObjectToObject(init, "env");
+	bool ok = env && cJSON_AddStringToObject(init, "function_name", fn->name) &&
+		  cJSON_AddStringToObject(init, "function_version", ver) &&
+		  cJSON_AddStringToObject(init, "handler", m->handler) &&
+		  cJSON_AddStringToObject(init, "code_dir", code_dir) &&
+		  cJSON_AddNumberToObject(init, "memory_mb", m->memory_mb) &&
+		  cJSON_AddNumberToObject(init, "timeout_ms", m->timeout_ms);
+	for (size_t i = 0; ok && i < m->n_env; i++)
+		ok = cJSON_AddStringToObject(env, m->env_keys[i], m->env_values[i]) != NULL;
+	_cleanup_free_ char *init_json = ok ? cJSON_PrintUnformatted(init) : NULL;
+	cJSON_Delete(init);
+	if (!init_json)
+		return -ENOMEM;
+
+	struct instance *inst = calloc(1, sizeof(*inst));
+	if (!inst)
+		return -ENOMEM;
+	inst->s = s;
+	inst->fn = fn;
+	inst->version = version;
+	inst->timeout_ms = m->timeout_ms;
+	snprintf(inst->runtime, sizeof(inst->runtime), "%s", m->runtime);
+	inst->chan = -EBADF;
+	inst->pipes[0].fd = inst->pipes[1].fd = -EBADF;
+	inst->timer.fn = on_instance_timer;
+	inst->state = INSTANCE_STARTING;
+	inst->started_us = now_us();
+	inst->spawn_token = ++s->next_token;
+	snprintf(inst->id, sizeof(inst->id), "i-%012llx",
+		 (unsigned long long)((inst->spawn_token * 0x9e3779b97f4a7c15ull) >> 16));
+
+	int chan[2] = { -EBADF, -EBADF }, out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF };
+	int r = 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) < 0 ||
+	    pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+		r = -errno;
+	if (r >= 0) {
+		inst->chan = chan[0];
+		inst->pipes[0] = (struct pipe_reader){ inst, out[0], 0, "stdout", BUF_INIT };
+		inst->pipes[1] = (struct pipe_reader){ inst, err[0], 0, "stderr", BUF_INIT };
+		(void)fcntl(out[0], F_SETFL, O_NONBLOCK);
+		(void)fcntl(err[0], F_SETFL, O_NONBLOCK);
+		inst->chan_token = loop_op_new(s->loop, on_chan, inst);
+		inst->chan_out_token = loop_op_new(s->loop, on_chan_writable, inst);
+		if (!inst->chan_token || !inst->chan_out_token)
+			r = -ENOMEM;
+	}
+	if (r >= 0) {
+		/* The channel is polled through its own token: re-use chan_token for the poll. */
+		loop_op_free(s->loop, inst->chan_token, NULL);
+		inst->chan_token = 0;
+		r = loop_poll_start(s->loop, inst->chan, POLLIN | POLLRDHUP, on_chan, inst,
+				    &inst->chan_token);
+	}
+	for (int i = 0; r >= 0 && i < 2; i++)
+		r = loop_poll_start(s->loop, inst->pipes[i].fd, POLLIN, on_pipe, &inst->pipes[i],
+				    &inst->pipes[i].token);
+	if (r >= 0)
+		r = chan_send(inst, INST_INIT, init_json, strlen(init_json), NULL, 0);
+	if (r >= 0)
+		r = zygotes_spawn(s->zygotes, m->runtime, inst->spawn_token, chan[1], out[1], err[1]);
+	safe_close(chan[1]);
+	safe_close(out[1]);
+	safe_close(err[1]);
+	if (r < 0) {
+		if (inst->chan < 0)
+			safe_close(chan[0]);
+		if (inst->pipes[0].fd < 0)
+			safe_close(out[0]);
+		if (inst->pipes[1].fd < 0)
+			safe_close(err[0]);
+		instance_release(inst);
+		return r;
+	}
+	inst->next = fn->instances;
+	if (fn->instances)
+		fn->instances->prev = inst;
+	fn->instances = inst;
+	fn->n_instances++;
+	(void)loop_timer_start(s->loop, &inst->timer,
+			       now_us() + (uint64_t)s->cfg.init_timeout_ms * 1000u);
+	return 0;
+}
+
+static void instance_retire(struct instance *inst)
+{
+	inst->retiring = true;
+	instance_kill(inst);
+}
+
+/* --- the pump: match queued invocations with instances ------------------------------------- */
+
+static struct instance *find_idle(struct fn_state *fn, uint32_t version)
+{
+	/* Most recently used first keeps a warm working set and lets the rest age out. */
+	struct instance *best = NULL;
+	for (struct instance *i = fn->instances; i; i = i->next)
+		if (i->state == INSTANCE_IDLE && i->version == version &&
+		    (!best || i->idle_since_us > best->idle_since_us))
+			best = i;
+	return best;
+}
+
+static size_t count_starting(struct fn_state *fn, uint32_t version)
+{
+	size_t n = 0;
+	for (struct instance *i = fn->instances; i; i = i->next)
+		n += i->state == INSTANCE_STARTING && i->version == version;
+	return n;
+}
+
+static struct instance *find_idle_other(struct fn_state *fn, uint32_t version)
+{
+	for (struct instance *i = fn->instances; i; i = i->next)
+		if (i->state == INSTANCE_IDLE && i->version != version)
+			return i;
+	return NULL;
+}
+
+static bool pumping;
+
+static void fn_pump(struct fn_state *fn)
+{
+	/* Callbacks below can re-enter; one pass at a time, repeated until nothing changes. */
+	if (pumping)
+		return;
+	pumping = true;
+	struct sched *s = fn->s;
+	bool again = true;
+	while (again) {
+		again = false;
+		size_t ahead_same;
+		for (struct invocation *inv = fn->q_head, *next; inv; inv = next) {
+			next = inv->next;
+			struct instance *idle = find_idle(fn, inv->version);
+			if (idle) {
+				queue_remove(fn, inv);
+				instance_dispatch(idle, inv);
+				again = true;
+				break;
+			}
+			ahead_same = 0;
+			for (struct invocation *p = fn->q_head; p != inv; p = p->next)
+				ahead_same += p->version == inv->version;
+			if (count_starting(fn, inv->version) > ahead_same)
+				continue; /* an instance on its way will take it */
+			if (fn->n_instances >= s->cfg.max_instances) {
+				struct instance *victim = find_idle_other(fn, inv->version);
+				if (!victim)
+					continue;
+				instance_retire(victim);
+			}
+			int r = instance_start(fn, inv->version);
+			if (r < 0) {
+				queue_remove(fn, inv);
+				invocation_fail(inv, r == -ENOENT ? 404 : 503,
+						error_body(r == -ENOENT ? "not_found" : "unavailable",
+							   "could not start an instance of '%s' version %u: %s",
+							   fn->name, inv->version, strerror(-r)));
+				again = true;
+				break;
+			}
+		}
+	}
+	pumping = false;
+}
+
+/* --- functions ----------------------------------------------------------------------------- */
+
+static struct fn_state *fn_get(struct sched *s, const char *name, bool create)
+{
+	for (struct fn_state *fn = s->fns; fn; fn = fn->next)
+		if (streq(fn->name, name))
+			return fn;
+	if (!create)
+		return NULL;
+	struct fn_state *fn = calloc(1, sizeof(*fn));
+	if (!fn)
+		return NULL;
+	fn->s = s;
+	fn->name = strdup(name);
+	if (!fn->name) {
+		free(fn);
+		return NULL;
+	}
+	fn->next = s->fns;
+	s->fns = fn;
+	return fn;
+}
+
+int sched_invoke(struct sched *s, const char *function, uint32_t version, const char *event,
+		 size_t len, invoke_done_fn done, void *userdata, struct invocation **ret)
+{
+	const struct fn_record *rec = registry_find(s->reg, function);
+	if (!rec)
+		return -ENOENT;
+	if (version == 0)
+		version = rec->live;
+	if (!fn_record_version(rec, version))
+		return -ENOENT;
+	struct fn_state *fn = fn_get(s, function, true);
+	if (!fn)
+		return -ENOMEM;
+	if (fn->q_len >= s->cfg.queue_max && !find_idle(fn, version))
+		return -EAGAIN;
+
+	struct invocation *inv = calloc(1, sizeof(*inv));
+	if (!inv)
+		return -ENOMEM;
+	inv->event = malloc(len + 1);
+	if (!inv->event) {
+		free(inv);
+		return -ENOMEM;
+	}
+	memcpy(inv->event, event, len);
+	inv->event[len] = 0;
+	inv->len = len;
+	inv->s = s;
+	inv->fn = fn;
+	inv->version = version;
+	inv->done = done;
+	inv->userdata = userdata;
+	inv->enqueued_us = now_us();
+	make_uuid(inv->request_id);
+
+	inv->queued = true;
+	inv->prev = fn->q_tail;
+	if (fn->q_tail)
+		fn->q_tail->next = inv;
+	else
+		fn->q_head = inv;
+	fn->q_tail = inv;
+	fn->q_len++;
+	*ret = inv;
+	fn_pump(fn);
+	return 0;
+}
+
+void sched_invocation_cancel(struct sched *s, struct invocation *inv)
+{
+	(void)s;
+	if (!inv)
+		return;
+	if (inv->queued) {
+		queue_remove(inv->fn, inv);
+		invocation_free(inv);
+		return;
+	}
+	/* Running: let it finish, drop the answer. */
+	inv->done = NULL;
+}
+
+void sched_function_changed(struct sched *s, const char *function)
+{
+	struct fn_state *fn = fn_get(s, function, false);
+	const struct fn_record *rec = registry_find(s->reg, function);
+	if (!fn || !rec)
+		return;
+	for (struct instance *i = fn->instances, *next; i; i = next) {
+		next = i->next;
+		if (i->version != rec->live && i->state == INSTANCE_IDLE)
+			instance_retire(i);
+	}
+	fn_pump(fn);
+}
+
+static void fn_free(struct sched *s, struct fn_state *fn, bool answer)
+{
+	for (struct fn_state **p = &s->fns; *p; p = &(*p)->next)
+		if (*p == fn) {
+			*p = fn->next;
+			break;
+		}
+	while (fn->q_head) {
+		struct invocation *inv = fn->q_head;
+		queue_remove(fn, inv);
+		if (answer)
+			invocation_fail(inv, 404,
+					error_body("not_found", "function '%s' was deleted", fn->name));
+		else
+			invocation_free(inv);
+	}
+	while (fn->instances) {
+		struct instance *inst = fn->instances;
+		struct invocation *inv = TAKE_PTR(inst->current);
+		if (inv) {
+			if (answer)
+				invocation_fail(inv, 404, error_body("not_found",
+								     "function '%s' was deleted",
+								     fn->name));
+			else
+				invocation_free(inv);
+		}
+		if (inst->pid > 0 && !inst->have_status)
+			(void)kill(inst->pid, SIGKILL);
+		instance_unlink(inst);
+		instance_release(inst);
+	}
+	free(fn->name);
+	free(fn);
+}
+
+void sched_function_deleted(struct sched *s, const char *function)
+{
+	struct fn_state *fn = fn_get(s, function, false);
+	if (fn)
+		fn_free(s, fn, true);
+}
+
+void sched_tick(struct sched *s)
+{
+	uint64_t now = now_us();
+	uint64_t ttl = (uint64_t)s->cfg.idle_ttl_s * 1000000u;
+	uint64_t qto = (uint64_t)s->cfg.queue_timeout_ms * 1000u;
+	for (struct fn_state *fn = s->fns, *fnext; fn; fn = fnext) {
+		fnext = fn->next;
+		for (struct instance *i = fn->instances, *next; i; i = next) {
+			next = i->next;
+			if (i->state == INSTANCE_IDLE && now - i->idle_since_us > ttl) {
+				log_debug("sched: instance %s of '%s' idle for %us; stopping it", i->id,
+					  fn->name, s->cfg.idle_ttl_s);
+				instance_retire(i);
+			}
+		}
+		for (struct invocation *inv = fn->q_head, *next; inv; inv = next) {
+			next = inv->next;
+			if (now - inv->enqueued_us > qto) {
+				queue_remove(fn, inv);
+				invocation_fail(inv, 504,
+						error_body("timeout",
+							   "invocation of '%s' waited %u ms in the queue "
+							   "without an instance",
+							   fn->name, s->cfg.queue_timeout_ms));
+			}
+		}
+		/* Forget functions with nothing going on (they come back on the next invoke). */
+		if (!fn->instances && !fn->q_head)
+			fn_free(s, fn, false);
+	}
+}
+
+cJSON *sched_instances_json(struct sched *s, const char *function)
+{
+	cJSON *a = cJSON_CreateArray();
+	if (!a)
+		return NULL;
+	struct fn_state *fn = fn_get(s, function, false);
+	for (struct instance *i = fn ? fn->instances : NULL; i; i = i->next) {
+		cJSON *o = cJSON_CreateObject();
+		if (!o || !cJSON_AddItemToArray(a, o) || !cJSON_AddStringToObject(o, "id", i->id) ||
+		    !cJSON_AddNumberToObject(o, "pid", i->pid) ||
+		    !cJSON_AddNumberToObject(o, "version", i->version) ||
+		    !cJSON_AddStringToObject(o, "state", inst_state_names[i->state]) ||
+		    !cJSON_AddNumberToObject(o, "invocations", (double)i->invocations)) {
+			cJSON_Delete(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+void sched_set_zygotes(struct sched *s, struct zygotes *z)
+{
+	s->zygotes = z;
+}
+
+int sched_new(struct loop *l, struct zygotes *z, struct registry *reg, struct log_store *logs,
+	      const struct sched_config *cfg, struct sched **ret)
+{
+	struct sched *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->loop = l;
+	s->zygotes = z;
+	s->reg = reg;
+	s->logs = logs;
+	s->cfg = *cfg;
+	*ret = s;
+	return 0;
+}
+
+struct sched *sched_free(struct sched *s)
+{
+	if (!s)
+		return NULL;
+	while (s->fns)
+		fn_free(s, s->fns, false);
+	free(s);
+	return NULL;
+}
+
+const struct zygote_callbacks *sched_zygote_callbacks(struct sched *s, struct zygote_callbacks *cb)
+{
+	*cb = (struct zygote_callbacks){ .spawned = on_spawned, .exited = on_zygote_exited,
+					 .userdata = s };
+	return cb;
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* The scheduler: per function, its instances (starting, idle, busy), a bounded FIFO queue of
+ * pending invocations, instance creation through the zygotes, timeouts, crash detection, idle
+ * reaping and retirement of instances whose version is no longer wanted. Supervisor only. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+struct loop;
+struct zygotes;
+struct registry;
+struct log_store;
+struct sched;
+struct invocation;
+
+struct sched_config {
+	uint32_t max_instances;
+	uint32_t queue_max;
+	uint32_t queue_timeout_ms;
+	uint32_t idle_ttl_s;
+	uint32_t init_timeout_ms;
+};
+
+struct invoke_result {
+	int status;          /* HTTP status */
+	const char *body;    /* JSON */
+	size_t len;
+	bool reached;        /* an instance ran it: the X-Spore-* headers apply */
+	uint32_t version;
+	bool cold;
+	uint64_t duration_us;
+	const char *request_id;
+};
+
+/* Called exactly once per accepted invocation (never from inside sched_invoke()), unless the
+ * invocation was cancelled first. */
+typedef void (*invoke_done_fn)(void *userdata, const struct invoke_result *r);
+
+int sched_new(struct loop *l, struct zygotes *z, struct registry *reg, struct log_store *logs,
+	      const struct sched_config *cfg, struct sched **ret);
+/* Kills every instance; pending invocations are dropped without callbacks. */
+struct sched *sched_free(struct sched *s);
+
+/* Queues an invocation of the function's version (0 = the live one). The event is copied.
+ * -ENOENT: unknown function or version; -EAGAIN: the queue is full; -ENOMEM. */
+int sched_invoke(struct sched *s, const char *function, uint32_t version, const char *event,
+		 size_t len, invoke_done_fn fn, void *userdata, struct invocation **ret);
+/* The caller lost interest (client gone): no callback will come. */
+void sched_invocation_cancel(struct sched *s, struct invocation *inv);
+
+/* The live version changed: idle instances of other versions are retired. */
+void sched_function_changed(struct sched *s, const char *function);
+/* The function is gone: its instances are killed and pending invocations answered 404. */
+void sched_function_deleted(struct sched *s, const char *function);
+
+/* About once a second: idle reaping, queue and start-up timeouts. */
+void sched_tick(struct sched *s);
+/* From spored's child reaper (instances orphaned by a dead zygote come here). */
+void sched_child_exited(struct sched *s, pid_t pid, int status);
+
+/* [{"id","pid","version","state","invocations"}] for the function (NULL on OOM). */
+cJSON *sched_instances_json(struct sched *s, const char *function);
+
+/* The callbacks the zygote manager must call into this scheduler with. */
+struct zygote_callbacks;
+const struct zygote_callbacks *sched_zygote_callbacks(struct sched *s, struct zygote_callbacks *cb);
+void sched_set_zygotes(struct sched *s, struct zygotes *z);
