@@ -37,13 +37,21 @@ int config_init(struct spore_config *c);
 void config_done(struct spore_config *c);
 
 /* Applies a config file. Unknown keys and bad values fail with -EINVAL and *ret_error (malloc'ed)
- * naming the file, line and key. -ENOENT if the file is missing (message set too). */
+ * naming the file, line and key ("FILE:LINE: KEY: ..."). -ENOENT if the file is missing (message
+ * set too), other -errno when it cannot be read. Lines: "key = value", blank, or '#' comments; a
+ * '#' after whitespace ends the value; "key = \"value\"" keeps the value literally (no escapes).
+ * Later settings of a key win, except listen: the file's first listen line replaces the list it
+ * had, later listen lines add to it. Settings applied before a failing line stay applied. */
 int config_load_file(struct spore_config *c, const char *path, char **ret_error);
 
-/* Applies one "key = value" setting (also used by tests). */
+/* Applies one "key = value" setting (also used by tests); on failure nothing changes and
+ * *ret_error says "KEY: ..." (the value quoted, except api_token's). listen takes a comma separated
+ * list that replaces the current one. An empty api_token unsets it. */
 int config_set(struct spore_config *c, const char *key, const char *value, char **ret_error);
 
 /* The whole start-up sequence: defaults, then --config FILE if given (else SPORE_DEFAULT_CONFIG if
- * it exists), then the flags on top. Returns 0 to run, 1 when --help or --version was printed
- * (exit 0), -EINVAL with *ret_error naming the bad flag or value (exit 2). */
+ * it exists), then the flags on top, whatever their order on the command line. The first --listen
+ * replaces the list the file (or the default) gave, later ones add to it. Returns 0 to run, 1 when
+ * --help or --version was printed (exit 0), -EINVAL with *ret_error naming the bad flag or value,
+ * or the file's message (exit 2), -ENOMEM. */
 int config_from_args(struct spore_config *c, int argc, char **argv, char **ret_error);

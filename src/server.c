@@ -306,6 +306,7 @@ static void conn_reject(struct conn *c, int status, const char *message)
 			   : status == 413 ? "payload_too_large"
 			   : status == 501 ? "not_implemented"
 			   : status == 505 ? "http_version_not_supported"
+			   : status >= 500 ? "internal"
 					   : "bad_request";
 	char body[512];
 	int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\"}\n", kind, message);

@@ -137,7 +137,7 @@ static int rm_rf_children(int fd)
 		safe_close(fd);
 		return -errno;
 	}
-	_cleanup_closedir_ DIR *dd = d;
+	_cleanup_closedir_ _unused_ DIR *dd = d;
 	int ret = 0;
 	struct dirent *de;
 	while ((errno = 0, de = readdir(d))) {
