@@ -7,7 +7,6 @@
 #include <string.h>
 
 static int max_level = LOG_INFO;
-static const char *prefix = "spored";
 
 void log_set_max_level(int level)
 {
@@ -17,11 +16,6 @@ void log_set_max_level(int level)
 int log_get_max_level(void)
 {
 	return max_level;
-}
-
-void log_set_prefix(const char *p)
-{
-	prefix = p;
 }
 
 int log_level_from_string(const char *s)
@@ -79,9 +73,9 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 #pragma GCC diagnostic pop
 	va_end(ap);
 	if (max_level >= LOG_DEBUG)
-		fprintf(stderr, "<%d>%s: %s (%s:%d)\n", level, prefix, msg, file, line);
+		fprintf(stderr, "<%d>%s (%s:%d)\n", level, msg, file, line);
 	else
-		fprintf(stderr, "<%d>%s: %s\n", level, prefix, msg);
+		fprintf(stderr, "<%d>%s\n", level, msg);
 out:
 	errno = saved;
 	return error ? -error : 0;

@@ -11,7 +11,6 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 /* Parse "debug", "info", "notice", "warning", "error"; -EINVAL otherwise. */
 int log_level_from_string(const char *s);
-void log_set_prefix(const char *prefix);
 
 /* Logs and returns -|error| (or 0 if error == 0). %m expands to strerror(error). */
 int log_internal(int level, int error, const char *file, int line, const char *fmt, ...)
