@@ -361,6 +361,8 @@ struct zygotes *zygotes_free(struct zygotes *z)
 {
 	if (!z)
 		return NULL;
+	/* EOF on the control sockets makes the zygotes exit (and kill their instances): close all
+	 * first, then give them a moment together, then insist. */
 	for (size_t i = 0; i < ELEMENTSOF(runtimes); i++) {
 		struct zygote *zy = &z->zy[i];
 		loop_timer_stop(z->loop, &zy->restart);
@@ -372,19 +374,26 @@ struct zygotes *zygotes_free(struct zygotes *z)
 			pending_free(p);
 		}
 		free(zy->sent);
+	}
+	for (int k = 0; k < 200; k++) {
+		bool left = false;
+		for (size_t i = 0; i < ELEMENTSOF(runtimes); i++) {
+			struct zygote *zy = &z->zy[i];
+			if (zy->pid > 0 && waitpid(zy->pid, NULL, WNOHANG) == zy->pid)
+				zy->pid = 0;
+			left = left || zy->pid > 0;
+		}
+		if (!left)
+			break;
+		usleep(10000);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(runtimes); i++) {
+		struct zygote *zy = &z->zy[i];
 		if (zy->pid > 0) {
-			/* EOF on its control socket makes it exit; give it a moment, then insist. */
-			for (int k = 0; k < 100; k++) {
-				if (waitpid(zy->pid, NULL, WNOHANG) == zy->pid) {
-					zy->pid = 0;
-					break;
-				}
-				usleep(10000);
-			}
-			if (zy->pid > 0) {
-				(void)kill(zy->pid, SIGKILL);
-				(void)waitpid(zy->pid, NULL, 0);
-			}
+			log_warning("zygotes: zygote '%s' (pid %d) did not exit; killing it",
+				    zy->runtime, (int)zy->pid);
+			(void)kill(zy->pid, SIGKILL);
+			(void)waitpid(zy->pid, NULL, 0);
 		}
 		free(zy->path);
 	}
