@@ -175,9 +175,18 @@ static const struct fn_record *find_function(struct api *a, struct conn *c,
 					     const struct route_match *m)
 {
 	const struct fn_record *f = m->name_too_long ? NULL : registry_find(a->d.registry, m->name);
-	if (!f)
-		respond_error(c, 404, "not_found", "function '%.64s' does not exist", m->name);
-	return f;
+	if (f)
+		return f;
+	for (size_t i = 0; i < registry_broken_count(a->d.registry); i++)
+		if (streq(registry_broken_at(a->d.registry, i), m->name)) {
+			respond_error(c, 409, "conflict",
+				      "function '%s' is broken on disk (unreadable function.json); "
+				      "fix or remove it first",
+				      m->name);
+			return NULL;
+		}
+	respond_error(c, 404, "not_found", "function '%.64s' does not exist", m->name);
+	return NULL;
 }
 
 /* --- routes -------------------------------------------------------------------------------- */
@@ -506,8 +515,12 @@ static void route_invoke(struct api *a, struct conn *c, const struct route_match
 	}
 	p->a = a;
 	p->conn = conn_ref(c);
+	/* The answer may come before sched_invoke() returns (an instance that cannot be started):
+	 * everything p needs is set up first, and p is not touched after a successful call. */
+	conn_set_abort(c, invoke_abort, p);
 	r = sched_invoke(a->d.sched, f->name, version, event, len, invoke_done, p, &p->inv);
 	if (r < 0) {
+		conn_set_abort(c, NULL, NULL);
 		conn_unref(c);
 		free(p);
 		if (r == -EAGAIN)
@@ -521,7 +534,6 @@ static void route_invoke(struct api *a, struct conn *c, const struct route_match
 			respond_error(c, 500, "internal", "invoke failed: %s", strerror(-r));
 		return;
 	}
-	conn_set_abort(c, invoke_abort, p);
 }
 
 /* --- logs ---------------------------------------------------------------------------------- */

@@ -47,7 +47,9 @@ struct registry;
 int registry_open(const char *state_dir, struct registry **ret);
 struct registry *registry_free(struct registry *r);
 
-/* Functions in memory, sorted by name. */
+/* Functions in memory, sorted by name. The pointers returned stay valid until the next
+ * registry_deploy(), registry_set_live(), registry_delete() or registry_free(): copy what must
+ * outlive that (manifest_copy()). */
 size_t registry_count(const struct registry *r);
 const struct fn_record *registry_at(const struct registry *r, size_t i);
 const struct fn_record *registry_find(const struct registry *r, const char *name);
@@ -58,15 +60,20 @@ size_t registry_broken_count(const struct registry *r);
 const char *registry_broken_at(const struct registry *r, size_t i);
 
 /* Deploys code (an archive) with manifest m as the next version of name, making it live.
- * -EINVAL (bad archive, *ret_error set), -ENOSPC/-EDQUOT (disk full), -EBUSY (name is a broken
- * function on disk), other -errno. On success *ret_version is the new version. Nothing of a
- * failed deploy stays on disk or in memory. */
+ * -EINVAL (bad archive or invalid name, *ret_error set when ret_error is not NULL; only with
+ * -EINVAL), -ENOSPC/-EDQUOT (disk full), -EBUSY (name is a broken function on disk), other
+ * -errno. On success *ret_version is the new version. Nothing of a failed deploy stays on disk or
+ * in memory. lim NULL: package_extract()'s defaults. Version numbers come from "next" and are
+ * never handed out twice while the function exists (a deleted and re-created function starts
+ * again at 1). */
 int registry_deploy(struct registry *r, const char *name, const struct manifest *m,
 		    const void *code, size_t code_len, const struct package_limits *lim,
 		    uint32_t *ret_version, char **ret_error);
-/* Makes an existing version live. -ENOENT if the function or version is unknown. */
+/* Makes an existing version live. -ENOENT if the function or version is unknown, -EBUSY if name
+ * is a broken function on disk. */
 int registry_set_live(struct registry *r, const char *name, uint32_t version);
-/* Removes the function from memory and disk. -ENOENT if unknown. */
+/* Removes the function from memory and disk. -ENOENT if unknown, -EBUSY if name is a broken
+ * function on disk (left for the operator, as registry_open() does). */
 int registry_delete(struct registry *r, const char *name);
 /* Absolute path of a version's code dir (malloc'ed), or NULL on OOM. */
 char *registry_code_dir(const struct registry *r, const char *name, uint32_t version);
