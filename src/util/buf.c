@@ -74,8 +74,13 @@ void buf_consume(struct buf *b, size_t n)
 
 const char *buf_cstr(struct buf *b)
 {
+	/* buf_reserve() always keeps room for a NUL after the data once anything was appended. */
+	if (b->cap > b->len) {
+		b->data[b->len] = 0;
+		return b->data;
+	}
 	if (buf_reserve(b, 0) < 0)
-		return b->data ? (b->data[b->len - 1] = 0, b->data) : "";
+		return NULL;
 	b->data[b->len] = 0;
 	return b->data;
 }

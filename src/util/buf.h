@@ -22,7 +22,7 @@ int buf_append_str(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) _printf_(2, 3);
 /* Drop the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
-/* Ensures a NUL after the data (not counted in len) and returns data ("" when empty). */
+/* Ensures a NUL after the data (not counted in len) and returns data; NULL only on OOM. */
 const char *buf_cstr(struct buf *b);
 /* Hand over the data (NUL-terminated) and reset the buffer. */
 char *buf_steal(struct buf *b, size_t *ret_len);

@@ -47,6 +47,7 @@ static bool has_suffix_ci(const char *s, const char *suffix)
 
 int pack_classify(const char *path, enum pack_kind *ret_kind)
 {
+	const char *base = basename(path); /* GNU basename: no copy, no change */
 	struct stat st;
 
 	if (stat(path, &st) < 0)
@@ -57,11 +58,12 @@ int pack_classify(const char *path, enum pack_kind *ret_kind)
 	}
 	if (!S_ISREG(st.st_mode))
 		return _PACK_KIND_INVALID;
-	if (has_suffix_ci(path, ".zip"))
+	/* The suffix must follow a name: "x.so", not ".so". */
+	if (has_suffix_ci(base, ".zip"))
 		*ret_kind = PACK_ARCHIVE_ZIP;
-	else if (has_suffix_ci(path, ".tar.gz") || has_suffix_ci(path, ".tgz"))
+	else if (has_suffix_ci(base, ".tar.gz") || has_suffix_ci(base, ".tgz"))
 		*ret_kind = PACK_ARCHIVE_TARGZ;
-	else if (has_suffix_ci(path, ".so"))
+	else if (has_suffix_ci(base, ".so"))
 		*ret_kind = PACK_SHARED_OBJECT;
 	else
 		return _PACK_KIND_INVALID;

@@ -69,6 +69,12 @@ struct command {
 	unsigned options; /* OPTF_* allowed */
 };
 
+/* o's member k, or NULL (also when o is not an object). */
+static const cJSON *field(const cJSON *o, const char *k)
+{
+	return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
 static int usage_error(const char *fmt, ...) _printf_(1, 2);
 static int usage_error(const char *fmt, ...)
 {
@@ -165,8 +171,8 @@ static int server_error(const struct ctl *ctl, struct client_response *resp)
 	}
 
 	j = cJSON_ParseWithLength(body, resp->body.len);
-	error = cJSON_GetObjectItemCaseSensitive(j, "error");
-	message = cJSON_GetObjectItemCaseSensitive(j, "message");
+	error = field(j, "error");
+	message = field(j, "message");
 	if (!cJSON_IsString(error)) {
 		/* Not spored's error format (a proxy?): show the start of what came. */
 		size_t n = strcspn(body, "\r\n");
@@ -179,7 +185,7 @@ static int server_error(const struct ctl *ctl, struct client_response *resp)
 	fprintf(stderr, "sporectl: %ld %s: %s\n", resp->status, error->valuestring,
 		cJSON_IsString(message) ? message->valuestring : "(no message)");
 
-	trace = cJSON_GetObjectItemCaseSensitive(j, "stackTrace");
+	trace = field(j, "stackTrace");
 	if (cJSON_IsString(trace) && *trace->valuestring) {
 		fputs(trace->valuestring, stderr);
 		if (trace->valuestring[strlen(trace->valuestring) - 1] != '\n')
@@ -404,7 +410,7 @@ static int build_manifest(const struct ctl *ctl, struct deploy_defaults *default
 
 		if (!v)
 			return oom();
-		if (cJSON_GetObjectItemCaseSensitive(env, e->string)) {
+		if (field(env, e->string)) {
 			if (!cJSON_ReplaceItemInObjectCaseSensitive(env, e->string, v)) {
 				cJSON_Delete(v);
 				return oom();
@@ -461,8 +467,8 @@ static int cmd_deploy(struct ctl *ctl, char **args, size_t n_args)
 	    buf_append_str(&body, "\"}") < 0)
 		return oom();
 	if (body.len > DEPLOY_BODY_MAX)
-		return fail("the package of '%s' is %zu bytes, %zu with base64: more than the %u MiB "
-			    "spored takes in a deploy",
+		return fail("the package of '%s' is %zu bytes (%zu with base64): more than the "
+			    "%u MiB deploy body spored accepts",
 			    args[1], pkg.len, body.len, DEPLOY_BODY_MAX / (1024 * 1024));
 	free(code);
 	code = NULL;
@@ -479,8 +485,8 @@ static int cmd_deploy(struct ctl *ctl, char **args, size_t n_args)
 	answer = parse_answer(&resp);
 	if (!answer)
 		return EXIT_FAILURE;
-	version = cJSON_GetObjectItemCaseSensitive(answer, "version");
-	sha = cJSON_GetObjectItemCaseSensitive(answer, "sha256");
+	version = field(answer, "version");
+	sha = field(answer, "sha256");
 	{
 		_cleanup_free_ char *v = json_cell(version), *s = json_cell(sha);
 
@@ -568,7 +574,7 @@ static int read_event(const char *arg, struct buf *ret)
 			const char *at = cJSON_GetErrorPtr();
 			size_t off = at && at >= text && at <= text + ret->len ? (size_t)(at - text) : 0;
 
-			return usage_error("event (%s) is not valid JSON (error at byte %zu)", what,
+			return usage_error("event (%s) is not valid JSON (error near byte %zu)", what,
 					   off);
 		}
 	}
@@ -625,14 +631,14 @@ static int cmd_ls(struct ctl *ctl, char **args, size_t n_args)
 	t = table_new(ELEMENTSOF(headers), headers);
 	if (!t)
 		return oom();
-	cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(answer, "functions")) {
-		if (table_add_json(t, cJSON_GetObjectItemCaseSensitive(f, "name")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(f, "live_version")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(f, "runtime")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(f, "handler")) < 0 ||
-		    table_add_owned(t, cell_memory(cJSON_GetObjectItemCaseSensitive(f, "memory_mb"))) < 0 ||
-		    table_add_owned(t, cell_timeout(cJSON_GetObjectItemCaseSensitive(f, "timeout_ms"))) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(f, "versions")) < 0)
+	cJSON_ArrayForEach(f, field(answer, "functions")) {
+		if (table_add_json(t, field(f, "name")) < 0 ||
+		    table_add_json(t, field(f, "live_version")) < 0 ||
+		    table_add_json(t, field(f, "runtime")) < 0 ||
+		    table_add_json(t, field(f, "handler")) < 0 ||
+		    table_add_owned(t, cell_memory(field(f, "memory_mb"))) < 0 ||
+		    table_add_owned(t, cell_timeout(field(f, "timeout_ms"))) < 0 ||
+		    table_add_json(t, field(f, "versions")) < 0)
 			return oom();
 	}
 	return print_table(t);
@@ -644,7 +650,7 @@ static int print_versions(const cJSON *fn, bool full_sha)
 	static const char *const headers[] = { "VERSION", "LIVE",   "CREATED", "SHA256",
 					       "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT" };
 	_cleanup_table_ struct table *t = NULL;
-	_cleanup_free_ char *live = json_cell(cJSON_GetObjectItemCaseSensitive(fn, "live_version"));
+	_cleanup_free_ char *live = json_cell(field(fn, "live_version"));
 	const cJSON *v;
 
 	if (!live)
@@ -652,21 +658,21 @@ static int print_versions(const cJSON *fn, bool full_sha)
 	t = table_new(ELEMENTSOF(headers), headers);
 	if (!t)
 		return oom();
-	cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(fn, "versions")) {
-		_cleanup_free_ char *ver = json_cell(cJSON_GetObjectItemCaseSensitive(v, "version"));
-		_cleanup_free_ char *sha = json_cell(cJSON_GetObjectItemCaseSensitive(v, "sha256"));
+	cJSON_ArrayForEach(v, field(fn, "versions")) {
+		_cleanup_free_ char *ver = json_cell(field(v, "version"));
+		_cleanup_free_ char *sha = json_cell(field(v, "sha256"));
 
 		if (!ver || !sha)
 			return oom();
 		if (!full_sha && strlen(sha) > 12)
 			sha[12] = '\0';
 		if (table_add(t, ver) < 0 || table_add(t, streq(ver, live) ? "*" : "") < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(v, "created")) < 0 ||
+		    table_add_json(t, field(v, "created")) < 0 ||
 		    table_add(t, sha) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(v, "runtime")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(v, "handler")) < 0 ||
-		    table_add_owned(t, cell_memory(cJSON_GetObjectItemCaseSensitive(v, "memory_mb"))) < 0 ||
-		    table_add_owned(t, cell_timeout(cJSON_GetObjectItemCaseSensitive(v, "timeout_ms"))) < 0)
+		    table_add_json(t, field(v, "runtime")) < 0 ||
+		    table_add_json(t, field(v, "handler")) < 0 ||
+		    table_add_owned(t, cell_memory(field(v, "memory_mb"))) < 0 ||
+		    table_add_owned(t, cell_timeout(field(v, "timeout_ms"))) < 0)
 			return oom();
 	}
 	return print_table(t);
@@ -723,17 +729,17 @@ static int cmd_info(struct ctl *ctl, char **args, size_t n_args)
 	if (!fn)
 		return EXIT_FAILURE;
 
-	if (print_json_field("Name:", json_cell(cJSON_GetObjectItemCaseSensitive(fn, "name"))) < 0 ||
+	if (print_json_field("Name:", json_cell(field(fn, "name"))) < 0 ||
 	    print_json_field("Live version:",
-			     json_cell(cJSON_GetObjectItemCaseSensitive(fn, "live_version"))) < 0 ||
-	    print_json_field("Runtime:", json_cell(cJSON_GetObjectItemCaseSensitive(fn, "runtime"))) < 0 ||
-	    print_json_field("Handler:", json_cell(cJSON_GetObjectItemCaseSensitive(fn, "handler"))) < 0 ||
-	    print_json_field("Memory:", cell_memory(cJSON_GetObjectItemCaseSensitive(fn, "memory_mb"))) < 0 ||
+			     json_cell(field(fn, "live_version"))) < 0 ||
+	    print_json_field("Runtime:", json_cell(field(fn, "runtime"))) < 0 ||
+	    print_json_field("Handler:", json_cell(field(fn, "handler"))) < 0 ||
+	    print_json_field("Memory:", cell_memory(field(fn, "memory_mb"))) < 0 ||
 	    print_json_field("Timeout:",
-			     cell_timeout(cJSON_GetObjectItemCaseSensitive(fn, "timeout_ms"))) < 0)
+			     cell_timeout(field(fn, "timeout_ms"))) < 0)
 		return EXIT_FAILURE;
 
-	env = cJSON_GetObjectItemCaseSensitive(fn, "env");
+	env = field(fn, "env");
 	cJSON_ArrayForEach(e, env) {
 		_cleanup_free_ char *v = json_cell(e), *line = NULL;
 
@@ -745,7 +751,7 @@ static int cmd_info(struct ctl *ctl, char **args, size_t n_args)
 	if (first)
 		print_field("Env:", "-");
 
-	instances = cJSON_GetObjectItemCaseSensitive(fn, "instances");
+	instances = field(fn, "instances");
 	snprintf(count, sizeof(count), "%d", cJSON_GetArraySize(instances));
 	print_field("Instances:", count);
 
@@ -760,11 +766,11 @@ static int cmd_info(struct ctl *ctl, char **args, size_t n_args)
 	if (!t)
 		return oom();
 	cJSON_ArrayForEach(i, instances) {
-		if (table_add_json(t, cJSON_GetObjectItemCaseSensitive(i, "id")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(i, "pid")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(i, "version")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(i, "state")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(i, "invocations")) < 0)
+		if (table_add_json(t, field(i, "id")) < 0 ||
+		    table_add_json(t, field(i, "pid")) < 0 ||
+		    table_add_json(t, field(i, "version")) < 0 ||
+		    table_add_json(t, field(i, "state")) < 0 ||
+		    table_add_json(t, field(i, "invocations")) < 0)
 			return oom();
 	}
 	fputc('\n', stdout);
@@ -815,12 +821,12 @@ static int cmd_runtimes(struct ctl *ctl, char **args, size_t n_args)
 	t = table_new(ELEMENTSOF(headers), headers);
 	if (!t)
 		return oom();
-	cJSON_ArrayForEach(rt, cJSON_GetObjectItemCaseSensitive(answer, "runtimes")) {
-		if (table_add_json(t, cJSON_GetObjectItemCaseSensitive(rt, "name")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(rt, "pid")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(rt, "state")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(rt, "restarts")) < 0 ||
-		    table_add_json(t, cJSON_GetObjectItemCaseSensitive(rt, "started")) < 0)
+	cJSON_ArrayForEach(rt, field(answer, "runtimes")) {
+		if (table_add_json(t, field(rt, "name")) < 0 ||
+		    table_add_json(t, field(rt, "pid")) < 0 ||
+		    table_add_json(t, field(rt, "state")) < 0 ||
+		    table_add_json(t, field(rt, "restarts")) < 0 ||
+		    table_add_json(t, field(rt, "started")) < 0)
 			return oom();
 	}
 	return print_table(t);
@@ -858,7 +864,7 @@ static int cmd_rollback(struct ctl *ctl, char **args, size_t n_args)
 	answer = parse_answer(&resp);
 	if (!answer)
 		return EXIT_FAILURE;
-	v = json_cell(cJSON_GetObjectItemCaseSensitive(answer, "version"));
+	v = json_cell(field(answer, "version"));
 	if (!v)
 		return oom();
 	printf("Rolled back %s to version %s\n", args[0], v);
