@@ -375,6 +375,8 @@ struct zygotes *zygotes_free(struct zygotes *z)
 		}
 		free(zy->sent);
 	}
+	/* The ring holds a reference to each socket until its poll is cancelled: submit now. */
+	(void)loop_submit(z->loop);
 	for (int k = 0; k < 200; k++) {
 		bool left = false;
 		for (size_t i = 0; i < ELEMENTSOF(runtimes); i++) {
