@@ -37,8 +37,8 @@ struct invoke_result {
 	const char *request_id;
 };
 
-/* Called exactly once per accepted invocation (never from inside sched_invoke()), unless the
- * invocation was cancelled first. */
+/* Called exactly once per accepted invocation, unless it was cancelled first. It may be called
+ * before sched_invoke() returns (when no instance can be started); *ret is set before that. */
 typedef void (*invoke_done_fn)(void *userdata, const struct invoke_result *r);
 
 int sched_new(struct loop *l, struct zygotes *z, struct registry *reg, struct log_store *logs,
