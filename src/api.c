@@ -284,7 +284,7 @@ static void route_put(struct api *a, struct conn *c, const struct route_match *m
 		respond_error(c, 400, "bad_request", "body: a JSON object is required");
 		return;
 	}
-	_cleanup_json_ cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+	_cleanup_json_ cJSON *j = json_parse_exact(req->body, req->body_len);
 	if (!j || !cJSON_IsObject(j)) {
 		respond_error(c, 400, "bad_request", "body: not a valid JSON object");
 		return;
@@ -385,7 +385,7 @@ static void route_rollback(struct api *a, struct conn *c, const struct route_mat
 		return;
 	uint32_t target = 0;
 	if (req->body_len > 0) {
-		_cleanup_json_ cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+		_cleanup_json_ cJSON *j = json_parse_exact(req->body, req->body_len);
 		if (!j || !cJSON_IsObject(j)) {
 			respond_error(c, 400, "bad_request", "body: not a valid JSON object");
 			return;
@@ -496,7 +496,7 @@ static void route_invoke(struct api *a, struct conn *c, const struct route_match
 	const char *event = "null";
 	size_t len = 4;
 	if (req->body_len > 0) {
-		cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+		cJSON *j = json_parse_exact(req->body, req->body_len);
 		if (!j) {
 			respond_error(c, 400, "bad_request",
 				      "body: the event is not valid JSON (near byte %zu)",
