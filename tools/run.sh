@@ -49,4 +49,6 @@ spored is running (pid $SPORED_PID). Try:
   $SPORECTL ls
 Ctrl-C stops it.
 EOT
-wait $SPORED_PID
+# The first wait returns when a signal arrives; the second waits for spored to finish stopping.
+wait $SPORED_PID || true
+wait $SPORED_PID 2>/dev/null || true

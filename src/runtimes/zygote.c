@@ -820,12 +820,13 @@ static int handle_ctl(struct zygote *z)
 	n = recv_fds(z->ctl, &m, sizeof(m), MSG_DONTWAIT, fds, ELEMENTSOF(fds), &n_fds);
 	if (n == -EINTR || n == -EAGAIN)
 		return 0;
+	/* EOF, or a reset when spored closed with our messages unread: spored is gone. */
+	if (n == 0 || n == -ECONNRESET)
+		return 1;
 	if (n < 0) {
 		log_error_errno((int)n, "%s: Failed to receive on the control socket: %m", zname);
 		return 1;
 	}
-	if (n == 0)
-		return 1;
 	z->last_activity = mono_ms();
 	if ((size_t)n < sizeof(struct zyg_spawn) || m.hdr.type != ZYG_SPAWN) {
 		log_warning("%s: Unexpected control message (type %" PRIu32
