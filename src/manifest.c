@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/cleanup.h"
+#include "util/error.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
@@ -116,17 +117,11 @@ static void user_str(const char *s, char out[static 72])
 
 _printf_(2, 3) static int fail(char **ret_error, const char *fmt, ...)
 {
-	if (!ret_error)
-		return -EINVAL;
 	va_list ap;
 	va_start(ap, fmt);
-	char *msg = NULL;
-	int k = vasprintf(&msg, fmt, ap);
+	int r = error_setv(ret_error, -EINVAL, fmt, ap);
 	va_end(ap);
-	if (k < 0)
-		return -ENOMEM;
-	*ret_error = msg;
-	return -EINVAL;
+	return r;
 }
 
 /* A JSON number that is whole and within [min, max]. */

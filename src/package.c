@@ -17,6 +17,7 @@
 #include <archive_entry.h>
 
 #include "util/cleanup.h"
+#include "util/error.h"
 #include "util/fileio.h"
 
 #define DEFAULT_MAX_ENTRIES 10000
@@ -68,16 +69,18 @@ _printf_(2, 3) static int fail(struct extract *ex, const char *fmt, ...)
 {
 	if (!ex->ret_error)
 		return -EINVAL;
+	/* A later failure replaces an earlier message. */
+	char *prev = *ex->ret_error;
+	*ex->ret_error = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	char *msg = NULL;
-	int k = vasprintf(&msg, fmt, ap);
+	int r = error_setv(ex->ret_error, -EINVAL, fmt, ap);
 	va_end(ap);
-	if (k < 0)
-		return -ENOMEM;
-	free(*ex->ret_error);
-	*ex->ret_error = msg;
-	return -EINVAL;
+	if (r == -ENOMEM)
+		*ex->ret_error = prev;
+	else
+		free(prev);
+	return r;
 }
 
 /* A failed syscall while writing an entry: errors that come from what the archive holds

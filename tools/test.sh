@@ -58,7 +58,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 step "gcc build" build "$BASE/gcc" -Dbuildtype=debugoptimized
 step "gcc unit tests" mtest "$BASE/gcc" --suite unit
 step "gcc integration tests" mtest "$BASE/gcc" --suite integration --num-processes 1
-step "clang build" env CC=clang build "$BASE/clang" -Dbuildtype=debugoptimized
+build_clang() {
+	CC=clang build "$BASE/clang" -Dbuildtype=debugoptimized
+}
+
+step "clang build" build_clang
 step "clang unit tests" mtest "$BASE/clang" --suite unit
 step "asan+ubsan build" build "$BASE/asan" -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 step "asan+ubsan unit tests" mtest "$BASE/asan" --suite unit

@@ -12,6 +12,7 @@
 
 #include "spore-config.h"
 #include "util/cleanup.h"
+#include "util/error.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all)
@@ -46,21 +47,6 @@ char *client_describe(const struct client *c)
 	return r < 0 ? NULL : s;
 }
 
-static int set_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int set_error(char **ret_error, int r, const char *fmt, ...)
-{
-	va_list ap;
-	char *m = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
-	if (!m)
-		return -ENOMEM;
-	*ret_error = m;
-	return r;
-}
 
 static bool status_ok(struct transfer *t)
 {
@@ -126,27 +112,27 @@ static int curl_failure(const struct client *c, CURL *curl, CURLcode code, const
 	case CURLE_COULDNT_CONNECT:
 		(void)curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
 		if (os_errno > 0)
-			return set_error(ret_error, -(int)os_errno, "cannot connect to spored at %s: %s",
+			return error_set(ret_error, -(int)os_errno, "cannot connect to spored at %s: %s",
 					 where, strerror((int)os_errno));
-		return set_error(ret_error, -ECONNREFUSED, "cannot connect to spored at %s: %s", where,
+		return error_set(ret_error, -ECONNREFUSED, "cannot connect to spored at %s: %s", where,
 				 detail);
 	case CURLE_COULDNT_RESOLVE_HOST:
-		return set_error(ret_error, -EHOSTUNREACH, "cannot connect to spored at %s: %s",
+		return error_set(ret_error, -EHOSTUNREACH, "cannot connect to spored at %s: %s",
 				 where, detail);
 	case CURLE_OPERATION_TIMEDOUT:
-		return set_error(ret_error, -ETIMEDOUT, "no answer from spored at %s: %s", where,
+		return error_set(ret_error, -ETIMEDOUT, "no answer from spored at %s: %s", where,
 				 detail);
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_PARTIAL_FILE:
 	case CURLE_GOT_NOTHING:
-		return set_error(ret_error, -EPIPE, "connection to spored at %s broke: %s", where,
+		return error_set(ret_error, -EPIPE, "connection to spored at %s broke: %s", where,
 				 detail);
 	case CURLE_URL_MALFORMAT:
 	case CURLE_UNSUPPORTED_PROTOCOL:
-		return set_error(ret_error, -EINVAL, "bad URL %s: %s", where, detail);
+		return error_set(ret_error, -EINVAL, "bad URL %s: %s", where, detail);
 	default:
-		return set_error(ret_error, -EIO, "request to spored at %s failed: %s", where,
+		return error_set(ret_error, -EIO, "request to spored at %s failed: %s", where,
 				 detail);
 	}
 }
@@ -233,7 +219,7 @@ int client_request(const struct client *c, const char *method, const char *path,
 			code = curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	}
 	if (code != CURLE_OK) {
-		r = set_error(ret_error, -EINVAL, "cannot set up request: %s", curl_easy_strerror(code));
+		r = error_set(ret_error, -EINVAL, "cannot set up request: %s", curl_easy_strerror(code));
 		goto finish;
 	}
 
@@ -247,7 +233,7 @@ int client_request(const struct client *c, const char *method, const char *path,
 	}
 	if (code != CURLE_OK) {
 		if (t.error < 0)
-			r = set_error(ret_error, t.error, "stopped reading the answer: %s",
+			r = error_set(ret_error, t.error, "stopped reading the answer: %s",
 				      strerror(-t.error));
 		else
 			r = curl_failure(c, curl, code, errbuf, ret_error);

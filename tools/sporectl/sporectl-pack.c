@@ -14,6 +14,7 @@
 #include <archive_entry.h>
 
 #include "util/cleanup.h"
+#include "util/error.h"
 #include "util/fileio.h"
 
 /* Deeper trees than this are refused (-ELOOP) rather than recursed into. */
@@ -22,21 +23,6 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive_entry *, archive_entry_free)
 
-static int set_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int set_error(char **ret_error, int r, const char *fmt, ...)
-{
-	va_list ap;
-	char *m = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
-	if (!m)
-		return -ENOMEM;
-	*ret_error = m;
-	return r;
-}
 
 static bool has_suffix_ci(const char *s, const char *suffix)
 {
@@ -94,7 +80,7 @@ static int writer_open(struct buf *out, struct archive **ret, char **ret_error)
 	    archive_write_set_filter_option(a, "gzip", "timestamp", NULL) < ARCHIVE_WARN ||
 	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
 	    archive_write_open2(a, out, NULL, on_write, NULL, NULL) != ARCHIVE_OK)
-		return set_error(ret_error, -EIO, "cannot create archive: %s",
+		return error_set(ret_error, -EIO, "cannot create archive: %s",
 				 archive_error_string(a) ?: "libarchive error");
 	*ret = TAKE_PTR(a);
 	return 0;
@@ -104,7 +90,7 @@ static int archive_fail(struct archive *a, const char *path, char **ret_error)
 {
 	int e = archive_errno(a);
 
-	return set_error(ret_error, e > 0 ? -e : -EIO, "'%s': cannot add to archive: %s", path,
+	return error_set(ret_error, e > 0 ? -e : -EIO, "'%s': cannot add to archive: %s", path,
 			 archive_error_string(a) ?: "libarchive error");
 }
 
@@ -136,11 +122,11 @@ static int add_regular(struct archive *a, int dir_fd, const char *name, const ch
 
 	fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	if (fd < 0)
-		return set_error(ret_error, -errno, "'%s': %m", path);
+		return error_set(ret_error, -errno, "'%s': %m", path);
 	if (fstat(fd, &st) < 0)
-		return set_error(ret_error, -errno, "'%s': %m", path);
+		return error_set(ret_error, -errno, "'%s': %m", path);
 	if (!S_ISREG(st.st_mode))
-		return set_error(ret_error, -EINVAL, "'%s': changed while packing", path);
+		return error_set(ret_error, -EINVAL, "'%s': changed while packing", path);
 
 	e = entry_new(path, AE_IFREG, st.st_mode, st.st_size);
 	if (!e)
@@ -156,7 +142,7 @@ static int add_regular(struct archive *a, int dir_fd, const char *name, const ch
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return set_error(ret_error, -errno, "'%s': %m", path);
+			return error_set(ret_error, -errno, "'%s': %m", path);
 		}
 		if (n == 0)
 			break;
@@ -185,11 +171,11 @@ static int add_symlink(struct archive *a, int dir_fd, const char *name, const ch
 			return -ENOMEM;
 		n = readlinkat(dir_fd, name, target, size);
 		if (n < 0)
-			return set_error(ret_error, -errno, "'%s': %m", path);
+			return error_set(ret_error, -errno, "'%s': %m", path);
 		if ((size_t)n < size)
 			break;
 		if (size > 1024 * 1024)
-			return set_error(ret_error, -ENAMETOOLONG, "'%s': link target too long", path);
+			return error_set(ret_error, -ENAMETOOLONG, "'%s': link target too long", path);
 		size *= 2;
 	}
 	target[n] = '\0';
@@ -237,12 +223,12 @@ static int list_dir(int dir_fd, const char *path, char ***ret, size_t *ret_n, ch
 
 	fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0)
-		return set_error(ret_error, -errno, "'%s': %m", path);
+		return error_set(ret_error, -errno, "'%s': %m", path);
 	d = fdopendir(fd);
 	if (!d) {
 		int r = -errno;
 		safe_close(fd);
-		return set_error(ret_error, r, "'%s': %m", path);
+		return error_set(ret_error, r, "'%s': %m", path);
 	}
 	rewinddir(d);
 
@@ -251,7 +237,7 @@ static int list_dir(int dir_fd, const char *path, char ***ret, size_t *ret_n, ch
 		de = readdir(d);
 		if (!de) {
 			if (errno != 0)
-				return set_error(ret_error, -errno, "'%s': %m", path);
+				return error_set(ret_error, -errno, "'%s': %m", path);
 			break;
 		}
 		if (skipped_name(de->d_name))
@@ -290,7 +276,7 @@ static int pack_tree(struct archive *a, int dir_fd, const char *prefix, unsigned
 	int r;
 
 	if (depth > PACK_MAX_DEPTH)
-		return set_error(ret_error, -ELOOP, "'%s': directories nested deeper than %d", prefix,
+		return error_set(ret_error, -ELOOP, "'%s': directories nested deeper than %d", prefix,
 				 PACK_MAX_DEPTH);
 
 	r = list_dir(dir_fd, *prefix ? prefix : ".", &names, &n, ret_error);
@@ -309,7 +295,7 @@ static int pack_tree(struct archive *a, int dir_fd, const char *prefix, unsigned
 			return -ENOMEM;
 
 		if (fstatat(dir_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return set_error(ret_error, -errno, "'%s': %m", path);
+			return error_set(ret_error, -errno, "'%s': %m", path);
 
 		if (S_ISREG(st.st_mode))
 			r = add_regular(a, dir_fd, names[i], path, ret_error);
@@ -321,7 +307,7 @@ static int pack_tree(struct archive *a, int dir_fd, const char *prefix, unsigned
 			sub = openat(dir_fd, names[i],
 				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0)
-				return set_error(ret_error, -errno, "'%s': %m", path);
+				return error_set(ret_error, -errno, "'%s': %m", path);
 			r = add_directory_entry(a, path, st.st_mode, ret_error);
 			if (r >= 0)
 				r = pack_tree(a, sub, path, depth + 1, ret_error);
@@ -336,7 +322,7 @@ static int pack_tree(struct archive *a, int dir_fd, const char *prefix, unsigned
 static int writer_close(struct archive *a, char **ret_error)
 {
 	if (archive_write_close(a) != ARCHIVE_OK)
-		return set_error(ret_error, -EIO, "cannot finish archive: %s",
+		return error_set(ret_error, -EIO, "cannot finish archive: %s",
 				 archive_error_string(a) ?: "libarchive error");
 	return 0;
 }
@@ -369,7 +355,7 @@ int pack_single_file(const char *path, const char *name, struct buf *ret, char *
 	int r;
 
 	if (!name || !*name || strchr(name, '/'))
-		return set_error(ret_error, -EINVAL, "'%s': invalid entry name", name ?: "");
+		return error_set(ret_error, -EINVAL, "'%s': invalid entry name", name ?: "");
 
 	r = writer_open(&out, &a, ret_error);
 	if (r < 0)
@@ -380,7 +366,7 @@ int pack_single_file(const char *path, const char *name, struct buf *ret, char *
 		_cleanup_free_ char *resolved = realpath(path, NULL);
 
 		if (!resolved)
-			return set_error(ret_error, -errno, "'%s': %m", path);
+			return error_set(ret_error, -errno, "'%s': %m", path);
 		r = add_regular(a, AT_FDCWD, resolved, name, ret_error);
 		if (r < 0)
 			return r;
@@ -400,21 +386,21 @@ int pack_read_archive(const char *path, enum pack_kind kind, struct buf *ret, ch
 
 	r = read_file(AT_FDCWD, path, PACK_ARCHIVE_MAX, &data, &len);
 	if (r == -EFBIG)
-		return set_error(ret_error, r, "'%s': larger than %u MiB", path,
+		return error_set(ret_error, r, "'%s': larger than %u MiB", path,
 				 PACK_ARCHIVE_MAX / (1024 * 1024));
 	if (r < 0)
-		return set_error(ret_error, r, "'%s': %s", path, strerror(-r));
+		return error_set(ret_error, r, "'%s': %s", path, strerror(-r));
 
 	switch (kind) {
 	case PACK_ARCHIVE_ZIP:
 		ok = len >= 4 && (memcmp(data, "PK\3\4", 4) == 0 || memcmp(data, "PK\5\6", 4) == 0);
 		if (!ok)
-			return set_error(ret_error, -EMEDIUMTYPE, "'%s': not a zip archive", path);
+			return error_set(ret_error, -EMEDIUMTYPE, "'%s': not a zip archive", path);
 		break;
 	case PACK_ARCHIVE_TARGZ:
 		ok = len >= 2 && (unsigned char)data[0] == 0x1f && (unsigned char)data[1] == 0x8b;
 		if (!ok)
-			return set_error(ret_error, -EMEDIUMTYPE, "'%s': not a gzip-compressed tar archive",
+			return error_set(ret_error, -EMEDIUMTYPE, "'%s': not a gzip-compressed tar archive",
 					 path);
 		break;
 	default:

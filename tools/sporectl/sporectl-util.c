@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "util/cleanup.h"
+#include "util/error.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete)
 
@@ -140,21 +141,6 @@ bool fn_name_valid(const char *name)
 	return true;
 }
 
-static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int set_error(char **ret_error, const char *fmt, ...)
-{
-	va_list ap;
-	char *m = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
-	if (!m)
-		return -ENOMEM;
-	*ret_error = m;
-	return -EINVAL;
-}
 
 /* A JSON number that is a whole number in [min, max]. */
 static bool json_uint(const cJSON *item, double min, double max, uint64_t *ret)
@@ -181,14 +167,14 @@ int deploy_defaults_parse(const char *json, size_t len, struct deploy_defaults *
 
 	root = cJSON_ParseWithLength(json, len);
 	if (!root)
-		return set_error(ret_error, "not valid JSON");
+		return error_set(ret_error, -EINVAL, "not valid JSON");
 	if (!cJSON_IsObject(root))
-		return set_error(ret_error, "must be a JSON object");
+		return error_set(ret_error, -EINVAL, "must be a JSON object");
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "runtime");
 	if (item) {
 		if (!cJSON_IsString(item) || !*item->valuestring)
-			return set_error(ret_error, "runtime: must be a non-empty string");
+			return error_set(ret_error, -EINVAL, "runtime: must be a non-empty string");
 		d.runtime = strdup(item->valuestring);
 		if (!d.runtime)
 			goto oom;
@@ -197,7 +183,7 @@ int deploy_defaults_parse(const char *json, size_t len, struct deploy_defaults *
 	item = cJSON_GetObjectItemCaseSensitive(root, "handler");
 	if (item) {
 		if (!cJSON_IsString(item) || !*item->valuestring) {
-			r = set_error(ret_error, "handler: must be a non-empty string");
+			r = error_set(ret_error, -EINVAL, "handler: must be a non-empty string");
 			goto fail;
 		}
 		d.handler = strdup(item->valuestring);
@@ -208,7 +194,7 @@ int deploy_defaults_parse(const char *json, size_t len, struct deploy_defaults *
 	item = cJSON_GetObjectItemCaseSensitive(root, "memory_mb");
 	if (item) {
 		if (!json_uint(item, 1, UINT32_MAX, &v)) {
-			r = set_error(ret_error, "memory_mb: must be a positive integer");
+			r = error_set(ret_error, -EINVAL, "memory_mb: must be a positive integer");
 			goto fail;
 		}
 		d.memory_mb = (uint32_t)v;
@@ -220,7 +206,7 @@ int deploy_defaults_parse(const char *json, size_t len, struct deploy_defaults *
 			d.timeout_ms = (uint32_t)v;
 		else if (!cJSON_IsString(item) ||
 			 parse_duration_ms(item->valuestring, &d.timeout_ms) < 0) {
-			r = set_error(ret_error, "timeout_ms: must be a positive integer (milliseconds) "
+			r = error_set(ret_error, -EINVAL, "timeout_ms: must be a positive integer (milliseconds) "
 						 "or a duration like \"30s\"");
 			goto fail;
 		}
@@ -231,16 +217,16 @@ int deploy_defaults_parse(const char *json, size_t len, struct deploy_defaults *
 		const cJSON *e;
 
 		if (!cJSON_IsObject(item)) {
-			r = set_error(ret_error, "env: must be an object of strings");
+			r = error_set(ret_error, -EINVAL, "env: must be an object of strings");
 			goto fail;
 		}
 		cJSON_ArrayForEach(e, item) {
 			if (!env_key_valid(e->string)) {
-				r = set_error(ret_error, "env: invalid variable name '%s'", e->string);
+				r = error_set(ret_error, -EINVAL, "env: invalid variable name '%s'", e->string);
 				goto fail;
 			}
 			if (!cJSON_IsString(e)) {
-				r = set_error(ret_error, "env.%s: must be a string", e->string);
+				r = error_set(ret_error, -EINVAL, "env.%s: must be a string", e->string);
 				goto fail;
 			}
 		}
