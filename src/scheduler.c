@@ -97,6 +97,7 @@ struct invocation {
 	uint64_t started_us;
 	struct instance *inst;
 	bool queued;
+	struct loop_timer queue_timer; /* queue_timeout_ms after it was queued */
 	struct invocation *prev, *next;
 };
 
@@ -204,6 +205,7 @@ static void queue_remove(struct fn_state *fn, struct invocation *inv)
 {
 	if (!inv->queued)
 		return;
+	loop_timer_stop(inv->s->loop, &inv->queue_timer);
 	if (inv->prev)
 		inv->prev->next = inv->next;
 	else
@@ -908,6 +910,18 @@ static struct fn_state *fn_get(struct sched *s, const char *name, bool create)
 	return fn;
 }
 
+static void on_queue_timeout(struct loop_timer *t)
+{
+	struct invocation *inv =
+		(struct invocation *)((char *)t - offsetof(struct invocation, queue_timer));
+	struct fn_state *fn = inv->fn;
+	queue_remove(fn, inv);
+	invocation_fail(inv, 504,
+			error_body("timeout",
+				   "invocation of '%s' waited %u ms in the queue without an instance",
+				   fn->name, inv->s->cfg.queue_timeout_ms));
+}
+
 int sched_invoke(struct sched *s, const char *function, uint32_t version, const char *event,
 		 size_t len, invoke_done_fn done, void *userdata, struct invocation **ret)
 {
@@ -941,6 +955,7 @@ int sched_invoke(struct sched *s, const char *function, uint32_t version, const 
 	inv->done = done;
 	inv->userdata = userdata;
 	inv->enqueued_us = now_us();
+	inv->queue_timer.fn = on_queue_timeout;
 	make_uuid(inv->request_id);
 
 	inv->queued = true;
@@ -951,6 +966,8 @@ int sched_invoke(struct sched *s, const char *function, uint32_t version, const 
 		fn->q_head = inv;
 	fn->q_tail = inv;
 	fn->q_len++;
+	(void)loop_timer_start(s->loop, &inv->queue_timer,
+			       inv->enqueued_us + (uint64_t)s->cfg.queue_timeout_ms * 1000u);
 	*ret = inv;
 	fn_pump(fn);
 	return 0;
@@ -1031,7 +1048,6 @@ void sched_tick(struct sched *s)
 {
 	uint64_t now = now_us();
 	uint64_t ttl = (uint64_t)s->cfg.idle_ttl_s * 1000000u;
-	uint64_t qto = (uint64_t)s->cfg.queue_timeout_ms * 1000u;
 	for (struct fn_state *fn = s->fns, *fnext; fn; fn = fnext) {
 		fnext = fn->next;
 		for (struct instance *i = fn->instances, *next; i; i = next) {
@@ -1040,17 +1056,6 @@ void sched_tick(struct sched *s)
 				log_debug("sched: instance %s of '%s' idle for %us; stopping it", i->id,
 					  fn->name, s->cfg.idle_ttl_s);
 				instance_retire(i);
-			}
-		}
-		for (struct invocation *inv = fn->q_head, *next; inv; inv = next) {
-			next = inv->next;
-			if (now - inv->enqueued_us > qto) {
-				queue_remove(fn, inv);
-				invocation_fail(inv, 504,
-						error_body("timeout",
-							   "invocation of '%s' waited %u ms in the queue "
-							   "without an instance",
-							   fn->name, s->cfg.queue_timeout_ms));
 			}
 		}
 		/* Forget functions with nothing going on (they come back on the next invoke). */

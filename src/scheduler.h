@@ -58,7 +58,8 @@ void sched_function_changed(struct sched *s, const char *function);
 /* The function is gone: its instances are killed and pending invocations answered 404. */
 void sched_function_deleted(struct sched *s, const char *function);
 
-/* About once a second: idle reaping, queue and start-up timeouts. */
+/* About once a second: stops instances idle past idle_ttl_s. (Queue, start-up and invocation
+ * deadlines run on their own timers.) */
 void sched_tick(struct sched *s);
 /* From spored's child reaper (instances orphaned by a dead zygote come here). */
 void sched_child_exited(struct sched *s, pid_t pid, int status);
