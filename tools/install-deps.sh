@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential meson ninja-build pkg-config clang lld llvm
 	liburing-dev libcjson-dev libhttp-parser-dev libarchive-dev
+	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev iproute2
 	libcurl4-openssl-dev libssl-dev libcmocka-dev
 	python3 python3-dev libpython3-dev
 	valgrind curl wrk util-linux procps
