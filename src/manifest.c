@@ -138,7 +138,8 @@ static bool json_uint_in_range(const cJSON *v, double min, double max, uint32_t 
 }
 
 static const char *const allowed_keys[] = {
-	"runtime", "handler", "memory_mb", "timeout_ms", "env", "code",
+	"runtime", "handler", "memory_mb", "timeout_ms", "tmp_mb", "pids_max", "cpu_millis",
+	"network",	"env",	   "code",
 };
 
 static int check_keys(const cJSON *j, char **ret_error)
@@ -221,6 +222,8 @@ int manifest_from_json(const cJSON *j, struct manifest *ret, char **ret_error)
 	_cleanup_(manifest_done) struct manifest m = {
 		.memory_mb = MANIFEST_MEMORY_DEFAULT,
 		.timeout_ms = MANIFEST_TIMEOUT_DEFAULT,
+		.tmp_mb = MANIFEST_TMP_DEFAULT,
+		.pids_max = MANIFEST_PIDS_DEFAULT,
 	};
 
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "runtime");
@@ -268,6 +271,33 @@ int manifest_from_json(const cJSON *j, struct manifest *ret, char **ret_error)
 		return fail(ret_error, "timeout_ms: must be an integer between %d and %d",
 			    MANIFEST_TIMEOUT_MIN, MANIFEST_TIMEOUT_MAX);
 
+	v = cJSON_GetObjectItemCaseSensitive(j, "tmp_mb");
+	if (v && !json_uint_in_range(v, MANIFEST_TMP_MIN, MANIFEST_TMP_MAX, &m.tmp_mb))
+		return fail(ret_error, "tmp_mb: must be an integer between %d and %d",
+			    MANIFEST_TMP_MIN, MANIFEST_TMP_MAX);
+
+	v = cJSON_GetObjectItemCaseSensitive(j, "pids_max");
+	if (v && !json_uint_in_range(v, MANIFEST_PIDS_MIN, MANIFEST_PIDS_MAX, &m.pids_max))
+		return fail(ret_error, "pids_max: must be an integer between %d and %d",
+			    MANIFEST_PIDS_MIN, MANIFEST_PIDS_MAX);
+
+	v = cJSON_GetObjectItemCaseSensitive(j, "cpu_millis");
+	if (v && !json_uint_in_range(v, MANIFEST_CPU_MIN, MANIFEST_CPU_MAX, &m.cpu_millis))
+		return fail(ret_error, "cpu_millis: must be an integer between %d and %d",
+			    MANIFEST_CPU_MIN, MANIFEST_CPU_MAX);
+
+	v = cJSON_GetObjectItemCaseSensitive(j, "network");
+	if (v) {
+		if (!cJSON_IsString(v) || !v->valuestring)
+			return fail(ret_error, "network: must be a string");
+		if (streq(v->valuestring, "egress"))
+			return fail(ret_error,
+				    "network: 'egress' is not supported yet; only 'none' (loopback "
+				    "only)");
+		if (!streq(v->valuestring, "none"))
+			return fail(ret_error, "network: must be 'none'");
+	}
+
 	v = cJSON_GetObjectItemCaseSensitive(j, "env");
 	if (v) {
 		r = parse_env(v, &m, ret_error);
@@ -288,7 +318,10 @@ cJSON *manifest_to_json(const struct manifest *m)
 	if (!cJSON_AddStringToObject(j, "runtime", m->runtime ?: "") ||
 	    !cJSON_AddStringToObject(j, "handler", m->handler ?: "") ||
 	    !cJSON_AddNumberToObject(j, "memory_mb", m->memory_mb) ||
-	    !cJSON_AddNumberToObject(j, "timeout_ms", m->timeout_ms))
+	    !cJSON_AddNumberToObject(j, "timeout_ms", m->timeout_ms) ||
+	    (m->tmp_mb && !cJSON_AddNumberToObject(j, "tmp_mb", m->tmp_mb)) ||
+	    (m->pids_max && !cJSON_AddNumberToObject(j, "pids_max", m->pids_max)) ||
+	    (m->cpu_millis && !cJSON_AddNumberToObject(j, "cpu_millis", m->cpu_millis)))
 		return NULL;
 	cJSON *env = cJSON_AddObjectToObject(j, "env");
 	if (!env)
@@ -319,6 +352,9 @@ int manifest_copy(const struct manifest *src, struct manifest *ret)
 	_cleanup_(manifest_done) struct manifest m = {
 		.memory_mb = src->memory_mb,
 		.timeout_ms = src->timeout_ms,
+		.tmp_mb = src->tmp_mb,
+		.pids_max = src->pids_max,
+		.cpu_millis = src->cpu_millis,
 	};
 
 	if (src->runtime && !(m.runtime = strdup(src->runtime)))

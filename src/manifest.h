@@ -15,6 +15,14 @@
 #define MANIFEST_TIMEOUT_MAX 900000
 #define MANIFEST_TIMEOUT_DEFAULT 30000
 #define MANIFEST_ENV_MAX_BYTES 4096
+#define MANIFEST_TMP_MIN 1
+#define MANIFEST_TMP_MAX 10240
+#define MANIFEST_TMP_DEFAULT 64
+#define MANIFEST_PIDS_MIN 1
+#define MANIFEST_PIDS_MAX 4096
+#define MANIFEST_PIDS_DEFAULT 64
+#define MANIFEST_CPU_MIN 10
+#define MANIFEST_CPU_MAX 64000
 
 struct manifest {
 	char *runtime;   /* "python3" | "native" */
@@ -22,6 +30,9 @@ struct manifest {
 			    "file.so:symbol" */
 	uint32_t memory_mb;
 	uint32_t timeout_ms;
+	uint32_t tmp_mb;     /* size of the instance's /tmp tmpfs; 0 = default */
+	uint32_t pids_max;   /* processes and threads per instance; 0 = default */
+	uint32_t cpu_millis; /* CPU quota in thousandths of a core; 0 = derived from memory_mb */
 	char **env_keys; /* n_env pairs, in the order given */
 	char **env_values;
 	size_t n_env;
@@ -33,7 +44,8 @@ bool function_name_valid(const char *name);
 bool manifest_runtime_known(const char *runtime);
 
 /* Validates j (an object) and fills *ret. Allowed keys: runtime (required), handler (required),
- * memory_mb, timeout_ms, env (object of string values, keys [A-Za-z_][A-Za-z0-9_]*, not starting
+ * memory_mb, timeout_ms, tmp_mb (1..10240, default 64), pids_max (1..4096, default 64),
+ * cpu_millis (10..64000; default: derived from memory_mb), network ("none" only), env (object of string values, keys [A-Za-z_][A-Za-z0-9_]*, not starting
  * with "AWS_" or "SPORE_", total <= 4 KiB), code (ignored here; the caller decodes it). Unknown
  * keys are refused. On failure returns -EINVAL and *ret_error (malloc'ed) names the field:
  * "memory_mb: must be an integer between 64 and 10240". */
