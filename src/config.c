@@ -31,6 +31,7 @@ enum key_kind {
 	KEY_LOG_LEVEL, /* int */
 	KEY_U32,       /* integer into uint32_t */
 	KEY_U64,       /* integer into uint64_t */
+	KEY_BOOL,      /* yes|no|true|false|1|0 into bool */
 };
 
 struct key_def {
@@ -64,6 +65,10 @@ static const struct key_def keys[] = {
 	{ "package_max_entries", KEY_U32, FIELD(package_max_entries), 1, UINT32_MAX, false },
 	{ "log_max_bytes", KEY_U64, FIELD(log_max_bytes), 4096, UINT64_MAX, true },
 	{ "zygote_spares", KEY_U32, FIELD(zygote_spares), 0, 64, false },
+	{ "sandbox", KEY_BOOL, FIELD(sandbox), 0, 0, false },
+	{ "sandbox_dir", KEY_PATH, FIELD(sandbox_dir), 0, 0, false },
+	{ "sandbox_uid_min", KEY_U32, FIELD(sandbox_uid_min), 1000, 4000000000u, false },
+	{ "sandbox_uid_count", KEY_U32, FIELD(sandbox_uid_count), 1, 1000000, false },
 };
 
 static const struct key_def *key_find(const char *key)
@@ -90,6 +95,7 @@ void config_done(struct spore_config *c)
 	listen_free(c->listen, c->n_listen);
 	free(c->api_token);
 	free(c->runtime_dir);
+	free(c->sandbox_dir);
 	*c = (struct spore_config){};
 }
 
@@ -111,7 +117,11 @@ int config_init(struct spore_config *c)
 		.package_max_entries = 10000,
 		.log_max_bytes = 8 * MIB,
 		.zygote_spares = 2,
+		.sandbox = true,
+		.sandbox_uid_min = 200000,
+		.sandbox_uid_count = 65536,
 	};
+	c->sandbox_dir = strdup(SPORE_DEFAULT_SANDBOX_DIR);
 	c->state_dir = strdup(SPORE_DEFAULT_STATE_DIR);
 	c->api_socket = strdup(SPORE_DEFAULT_API_SOCKET);
 	c->runtime_dir = strdup(SPORE_RUNTIME_DIR);
@@ -331,6 +341,16 @@ static int set_key(struct spore_config *c, const struct key_def *k, const char *
 				      "must be one of debug, info, notice, warning, error, got '%s'",
 				      value);
 		c->log_level = l;
+		return 0;
+	}
+	case KEY_BOOL: {
+		bool *b = (bool *)((char *)c + k->offset);
+		if (streq(value, "yes") || streq(value, "true") || streq(value, "1"))
+			*b = true;
+		else if (streq(value, "no") || streq(value, "false") || streq(value, "0"))
+			*b = false;
+		else
+			return reason(ret_reason, -EINVAL, "must be yes or no, got '%s'", value);
 		return 0;
 	}
 	case KEY_U32:

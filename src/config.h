@@ -30,6 +30,11 @@ struct spore_config {
 	uint32_t package_max_entries; /* package_max_entries, default 10000 */
 	uint64_t log_max_bytes;      /* log_max_bytes per function log before rotation, default 8 MiB */
 	uint32_t zygote_spares;      /* zygote_spares: pre-forked spare instances per zygote, default 2 */
+	bool sandbox;                /* sandbox: namespaces, cgroups, seccomp per instance, default yes */
+	char *sandbox_dir;           /* sandbox_dir: where instance roots are built, default
+					SPORE_DEFAULT_SANDBOX_DIR */
+	uint32_t sandbox_uid_min;    /* sandbox_uid_min: first uid/gid for functions, default 200000 */
+	uint32_t sandbox_uid_count;  /* sandbox_uid_count: size of that range, default 65536 */
 };
 
 /* Fills c with the defaults. */

@@ -28,6 +28,7 @@ static const char *const all_keys[] = {
 	"queue_max",	     "queue_timeout_ms",    "max_connections",	 "header_timeout_ms",
 	"keepalive_timeout_ms", "header_max_bytes", "invoke_body_max_bytes", "deploy_body_max_bytes",
 	"package_max_bytes", "package_max_entries", "log_max_bytes",	 "zygote_spares",
+	"sandbox", "sandbox_dir", "sandbox_uid_min", "sandbox_uid_count",
 };
 
 /* Numeric keys by name, to check tables against the struct. */
