@@ -194,10 +194,7 @@ static const struct fn_record *find_function(struct api *a, struct conn *c,
 static void route_healthz(struct api *a, struct conn *c, const struct http_request *req)
 {
 	(void)a;
-	if (streq(req->method, "HEAD")) {
-		(void)conn_respond(c, 200, "application/json", NULL, 0, NULL);
-		return;
-	}
+	(void)req; /* HEAD gets the same head; the server leaves the body out */
 	static const char ok[] = "{\"status\":\"ok\"}\n";
 	(void)conn_respond(c, 200, "application/json", ok, sizeof(ok) - 1, NULL);
 }

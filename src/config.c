@@ -53,7 +53,7 @@ static const struct key_def keys[] = {
 	{ "log_level", KEY_LOG_LEVEL, 0, 0, 0, false },
 	{ "idle_ttl_s", KEY_U32, FIELD(idle_ttl_s), 1, 86400, false },
 	{ "max_instances", KEY_U32, FIELD(max_instances), 1, 1000, false },
-	{ "queue_max", KEY_U32, FIELD(queue_max), 0, 100000, false },
+	{ "queue_max", KEY_U32, FIELD(queue_max), 1, 100000, false },
 	{ "queue_timeout_ms", KEY_U32, FIELD(queue_timeout_ms), 1, 3600000, false },
 	{ "max_connections", KEY_U32, FIELD(max_connections), 1, 1000000, false },
 	{ "header_timeout_ms", KEY_U32, FIELD(header_timeout_ms), 100, 600000, false },

@@ -651,9 +651,11 @@ int http_format_head(struct buf *out, int status, const char *content_type, size
 	int r = buf_printf(out, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
 	if (r >= 0 && content_type)
 		r = buf_printf(out, "Content-Type: %s\r\n", content_type);
+	/* 1xx, 204 and 304 answers carry no Content-Length (RFC 9110 8.6). */
+	if (r >= 0 && status >= 200 && status != 204 && status != 304)
+		r = buf_printf(out, "Content-Length: %zu\r\n", content_length);
 	if (r >= 0)
-		r = buf_printf(out, "Content-Length: %zu\r\nConnection: %s\r\n", content_length,
-			       keep_alive ? "keep-alive" : "close");
+		r = buf_printf(out, "Connection: %s\r\n", keep_alive ? "keep-alive" : "close");
 	if (r >= 0 && extra_headers)
 		r = buf_append_str(out, extra_headers);
 	if (r >= 0)

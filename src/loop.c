@@ -319,14 +319,14 @@ void loop_timer_stop(struct loop *l, struct loop_timer *t)
 	heap_up(l, i);
 }
 
-static void poll_arm(struct loop *l, uint64_t token, struct slot *s)
+static int poll_arm(struct loop *l, uint64_t token, struct slot *s)
 {
 	struct io_uring_sqe *sqe = loop_sqe(l, token);
-	if (!sqe) {
-		log_error("loop: no submission queue entry for poll on fd %d", s->poll_fd);
-		return;
-	}
+	if (!sqe)
+		return log_error_errno(EBUSY, "loop: no submission queue entry for poll on fd %d",
+				       s->poll_fd);
 	io_uring_prep_poll_multishot(sqe, s->poll_fd, s->poll_events);
+	return 0;
 }
 
 int loop_poll_start(struct loop *l, int fd, uint32_t events, loop_fn fn, void *userdata,
@@ -339,7 +339,11 @@ int loop_poll_start(struct loop *l, int fd, uint32_t events, loop_fn fn, void *u
 	s->poll = true;
 	s->poll_fd = fd;
 	s->poll_events = events;
-	poll_arm(l, token, s);
+	int r = poll_arm(l, token, s);
+	if (r < 0) {
+		loop_op_free(l, token, NULL);
+		return r;
+	}
 	*ret_token = token;
 	return 0;
 }
@@ -386,7 +390,7 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 	/* A multishot poll that ended (not by our cancel) is armed again before the callback runs,
 	 * so the callback may drop the token. */
 	if (final && s->poll && res != -ECANCELED)
-		poll_arm(l, token, s);
+		(void)poll_arm(l, token, s);
 	s->fn(s->userdata, res, flags);
 }
 

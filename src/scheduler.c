@@ -49,7 +49,11 @@ struct pipe_reader {
 	uint64_t token;
 	const char *stream;
 	struct buf line;
+	struct loop_timer more; /* a chatty function's output is read in slices, one per turn */
 };
+
+/* Bytes of a function's output read per loop turn, so one function cannot stall spored. */
+#define PIPE_SLICE (256u * 1024u)
 
 struct instance {
 	struct sched *s;
@@ -108,6 +112,7 @@ struct fn_state {
 	size_t n_instances; /* not counting DEAD ones */
 	struct invocation *q_head, *q_tail;
 	size_t q_len;
+	bool pumping, pump_again;
 	struct fn_state *next;
 };
 
@@ -456,10 +461,19 @@ static void pipe_emit(struct pipe_reader *pr, const char *line, size_t len)
 static void pipe_drain(struct pipe_reader *pr, bool final)
 {
 	char buf[16384];
+	size_t budget = final ? SIZE_MAX : PIPE_SLICE;
 	for (;;) {
+		if (budget < sizeof(buf)) {
+			/* More may be waiting: continue on the next turn (a multishot poll does not
+			 * fire again for data that is already there). */
+			(void)loop_timer_start(pr->inst->s->loop, &pr->more, 0);
+			return;
+		}
 		ssize_t n = read(pr->fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n > 0)
+			budget -= (size_t)n;
 		if (n <= 0) {
 			if (n == 0 || (errno != EAGAIN)) {
 				final = true;
@@ -493,6 +507,13 @@ static void pipe_drain(struct pipe_reader *pr, bool final)
 	}
 }
 
+static void on_pipe_more(struct loop_timer *t)
+{
+	struct pipe_reader *pr = (struct pipe_reader *)((char *)t - offsetof(struct pipe_reader, more));
+	if (pr->fd >= 0)
+		pipe_drain(pr, false);
+}
+
 static void on_pipe(void *ud, int res, uint32_t flags)
 {
 	struct pipe_reader *pr = ud;
@@ -523,6 +544,7 @@ static void instance_release(struct instance *inst)
 	inst->chan = safe_close(inst->chan);
 	for (int i = 0; i < 2; i++) {
 		struct pipe_reader *pr = &inst->pipes[i];
+		loop_timer_stop(l, &pr->more);
 		if (pr->fd >= 0)
 			pipe_drain(pr, true);
 		loop_op_free(l, pr->token, NULL);
@@ -758,8 +780,10 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 		r = -errno;
 	if (r >= 0) {
 		inst->chan = chan[0];
-		inst->pipes[0] = (struct pipe_reader){ inst, out[0], 0, "stdout", BUF_INIT };
-		inst->pipes[1] = (struct pipe_reader){ inst, err[0], 0, "stderr", BUF_INIT };
+		inst->pipes[0] = (struct pipe_reader){ inst, out[0], 0, "stdout", BUF_INIT,
+						       { .fn = on_pipe_more } };
+		inst->pipes[1] = (struct pipe_reader){ inst, err[0], 0, "stderr", BUF_INIT,
+						       { .fn = on_pipe_more } };
 		(void)fcntl(out[0], F_SETFL, O_NONBLOCK);
 		(void)fcntl(err[0], F_SETFL, O_NONBLOCK);
 		inst->chan_token = loop_op_new(s->loop, on_chan, inst);
@@ -839,29 +863,27 @@ static struct instance *find_idle_other(struct fn_state *fn, uint32_t version)
 	return NULL;
 }
 
-static bool pumping;
-
 static void fn_pump(struct fn_state *fn)
 {
-	/* Callbacks below can re-enter; one pass at a time, repeated until nothing changes. */
-	if (pumping)
+	/* Callbacks below can come back here (and change the queue): one pass at a time per
+	 * function, and every change of the queue restarts the scan from its head. */
+	if (fn->pumping) {
+		fn->pump_again = true;
 		return;
-	pumping = true;
+	}
+	fn->pumping = true;
 	struct sched *s = fn->s;
-	bool again = true;
-	while (again) {
-		again = false;
-		size_t ahead_same;
-		for (struct invocation *inv = fn->q_head, *next; inv; inv = next) {
-			next = inv->next;
+	do {
+		fn->pump_again = false;
+		for (struct invocation *inv = fn->q_head; inv; inv = inv->next) {
 			struct instance *idle = find_idle(fn, inv->version);
 			if (idle) {
 				queue_remove(fn, inv);
 				instance_dispatch(idle, inv);
-				again = true;
+				fn->pump_again = true;
 				break;
 			}
-			ahead_same = 0;
+			size_t ahead_same = 0;
 			for (struct invocation *p = fn->q_head; p != inv; p = p->next)
 				ahead_same += p->version == inv->version;
 			if (count_starting(fn, inv->version) > ahead_same)
@@ -873,18 +895,18 @@ static void fn_pump(struct fn_state *fn)
 				instance_retire(victim);
 			}
 			int r = instance_start(fn, inv->version);
-			if (r < 0) {
+			if (r < 0 && inv->queued) {
 				queue_remove(fn, inv);
 				invocation_fail(inv, r == -ENOENT ? 404 : 503,
 						error_body(r == -ENOENT ? "not_found" : "unavailable",
 							   "could not start an instance of '%s' version %u: %s",
 							   fn->name, inv->version, strerror(-r)));
-				again = true;
-				break;
 			}
+			fn->pump_again = true;
+			break;
 		}
-	}
-	pumping = false;
+	} while (fn->pump_again);
+	fn->pumping = false;
 }
 
 /* --- functions ----------------------------------------------------------------------------- */

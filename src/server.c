@@ -20,6 +20,10 @@
 
 /* Unparsed pipelined bytes held while a request is active; beyond this we stop reading. */
 #define PENDING_PAUSE (1u << 20)
+/* Answers not yet sent; beyond this we stop reading and answering until the client catches up. */
+#define OUT_PAUSE (1u << 20)
+/* A streaming answer (logs?follow=1) whose reader falls this far behind is cut off. */
+#define STREAM_BACKLOG_MAX (8u << 20)
 /* A request body must keep arriving; a client stuck mid-body this long is closed. */
 #define BODY_TIMEOUT_US (60u * 1000000u)
 #define ACCEPT_RETRY_US (100u * 1000u)
@@ -54,6 +58,7 @@ struct conn {
 	struct buf queued;  /* waiting for the current send to finish */
 
 	bool active;        /* a request is being handled */
+	bool head;          /* the active request is a HEAD: no body in the answer */
 	bool streaming;
 	bool keep_alive;    /* of the active request */
 	bool close_after_send;
@@ -61,6 +66,10 @@ struct conn {
 
 	void (*abort_fn)(void *);
 	void *abort_ud;
+
+	/* Pipelined requests are taken up on the next loop turn, never from inside the answer to
+	 * the previous one: that keeps the stack flat and callers' state intact. */
+	struct loop_timer kick;
 
 	struct conn *prev, *next;
 };
@@ -78,7 +87,13 @@ struct server {
 
 static void conn_close(struct conn *c);
 static void conn_arm_recv(struct conn *c);
-static void conn_process(struct conn *c);
+static void conn_kick(struct conn *c);
+static void conn_feed(struct conn *c, const char *data, size_t len);
+
+static size_t conn_backlog(const struct conn *c)
+{
+	return c->out.len - c->out_off + c->queued.len;
+}
 
 bool conn_is_unix(const struct conn *c)
 {
@@ -131,6 +146,7 @@ static void conn_close(struct conn *c)
 		return;
 	c->closed = true;
 	struct server *s = c->server;
+	loop_timer_stop(s->loop, &c->kick);
 	loop_op_free(s->loop, c->recv_token, NULL);
 	c->recv_token = 0;
 	/* The kernel may still read the send buffer: hand it to the loop. */
@@ -191,7 +207,12 @@ static void on_send(void *ud, int res, uint32_t flags)
 		return;
 	}
 	c->out_off += (size_t)res;
+	bool was_paused = conn_backlog(c) + (size_t)res >= OUT_PAUSE;
+	conn_ref(c); /* conn_send_next() may close it */
 	conn_send_next(c);
+	if (!c->closed && was_paused && conn_backlog(c) < OUT_PAUSE)
+		conn_kick(c);
+	conn_unref(c);
 }
 
 static int conn_queue(struct conn *c, const void *data, size_t len)
@@ -204,9 +225,48 @@ static int conn_queue(struct conn *c, const void *data, size_t len)
 	return 0;
 }
 
+/* Between requests: take up the next pipelined one, close a half-closed connection that has
+ * been answered, or read more, as the backlog allows. */
+static void conn_resume(struct conn *c)
+{
+	if (c->closed || c->active || c->close_after_send)
+		return;
+	if (c->pending.len > 0 && conn_backlog(c) < OUT_PAUSE) {
+		struct buf p = c->pending;
+		c->pending = (struct buf)BUF_INIT;
+		conn_feed(c, p.data, p.len);
+		buf_done(&p);
+		if (c->closed || c->active || c->close_after_send)
+			return;
+	}
+	if (c->peer_eof && c->pending.len == 0) {
+		c->close_after_send = true;
+		conn_send_next(c);
+		return;
+	}
+	if (!c->recv_armed && !c->peer_eof && c->pending.len < PENDING_PAUSE &&
+	    conn_backlog(c) < OUT_PAUSE)
+		conn_arm_recv(c);
+}
+
+static void on_kick(struct loop_timer *t)
+{
+	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, kick));
+	conn_ref(c);
+	conn_resume(c);
+	conn_unref(c);
+}
+
+static void conn_kick(struct conn *c)
+{
+	if (!c->closed && !loop_timer_armed(&c->kick))
+		(void)loop_timer_start(c->server->loop, &c->kick, 0);
+}
+
 static void conn_finish_request(struct conn *c)
 {
 	c->active = false;
+	c->head = false;
 	c->streaming = false;
 	c->abort_fn = NULL;
 	c->abort_ud = NULL;
@@ -215,16 +275,20 @@ static void conn_finish_request(struct conn *c)
 		c->close_after_send = true;
 	conn_ref(c);
 	conn_send_next(c);
-	if (!c->closed && !c->close_after_send) {
-		conn_process(c);
-		if (!c->closed && !c->active && c->peer_eof && c->pending.len == 0) {
-			c->close_after_send = true;
-			conn_send_next(c);
-		} else if (!c->closed && !c->recv_armed && !c->active && !c->peer_eof &&
-			   c->pending.len < PENDING_PAUSE)
-			conn_arm_recv(c);
-	}
+	/* Anything to take up? Else the armed receive (or its absence) stands. */
+	if (!c->closed && !c->close_after_send &&
+	    (c->pending.len > 0 || c->peer_eof || !c->recv_armed))
+		conn_kick(c);
 	conn_unref(c);
+}
+
+/* The request is being answered: a failure now closes without calling the abort callback. */
+static void conn_fail_answer(struct conn *c)
+{
+	c->abort_fn = NULL;
+	c->abort_ud = NULL;
+	c->active = false;
+	conn_close(c);
 }
 
 int conn_respond(struct conn *c, int status, const char *content_type, const void *body,
@@ -233,15 +297,16 @@ int conn_respond(struct conn *c, int status, const char *content_type, const voi
 	if (c->closed || !c->active)
 		return -EPIPE;
 	struct buf head = BUF_INIT;
-	int r = http_format_head(&head, status, content_type, len, c->keep_alive && !c->peer_eof,
-				 extra_headers);
+	/* After a half-close, the last answer says it closes. */
+	bool keep = c->keep_alive && !(c->peer_eof && c->pending.len == 0);
+	int r = http_format_head(&head, status, content_type, len, keep, extra_headers);
 	if (r >= 0)
 		r = conn_queue(c, head.data, head.len);
-	if (r >= 0 && len > 0)
+	if (r >= 0 && len > 0 && !c->head)
 		r = conn_queue(c, body, len);
 	buf_done(&head);
 	if (r < 0) {
-		conn_close(c);
+		conn_fail_answer(c);
 		return r;
 	}
 	conn_finish_request(c);
@@ -271,6 +336,11 @@ int conn_stream_write(struct conn *c, const void *data, size_t len)
 		return -EPIPE;
 	if (len == 0)
 		return 0;
+	if (conn_backlog(c) > STREAM_BACKLOG_MAX) {
+		/* The reader is not keeping up: cut it off rather than buffer without end. */
+		conn_fail_answer(c);
+		return -ENOBUFS;
+	}
 	struct buf chunk = BUF_INIT;
 	int r = http_format_chunk(&chunk, data, len);
 	if (r >= 0)
@@ -292,7 +362,7 @@ int conn_stream_end(struct conn *c)
 		r = conn_queue(c, chunk.data, chunk.len);
 	buf_done(&chunk);
 	if (r < 0) {
-		conn_close(c);
+		conn_fail_answer(c);
 		return r;
 	}
 	conn_finish_request(c);
@@ -340,6 +410,7 @@ static void conn_feed(struct conn *c, const char *data, size_t len)
 		}
 		if (req) {
 			c->active = true;
+			c->head = streq(req->method, "HEAD");
 			c->keep_alive = req->keep_alive;
 			if (len > 0 && buf_append(&c->pending, data, len) < 0) {
 				http_request_free(req);
@@ -357,16 +428,6 @@ static void conn_feed(struct conn *c, const char *data, size_t len)
 		conn_close(c);
 }
 
-static void conn_process(struct conn *c)
-{
-	while (!c->closed && !c->active && !c->close_after_send && c->pending.len > 0) {
-		struct buf p = c->pending;
-		c->pending = (struct buf)BUF_INIT;
-		conn_feed(c, p.data, p.len);
-		buf_done(&p);
-	}
-}
-
 static void on_recv(void *ud, int res, uint32_t flags)
 {
 	struct conn *c = ud;
@@ -379,25 +440,26 @@ static void on_recv(void *ud, int res, uint32_t flags)
 	if (res <= 0) {
 		if (flags & IORING_CQE_F_BUFFER)
 			loop_buffer_recycle(l, flags);
-		if (res == 0 && (c->active || c->out.len > 0 || c->pending.len > 0)) {
+		if (res == 0 && (c->active || conn_backlog(c) > 0 || c->pending.len > 0)) {
 			/* Half-close: answer what was asked, then close. */
 			c->peer_eof = true;
-			if (!c->active) {
-				c->close_after_send = true;
-				conn_send_next(c);
-			}
+			if (!c->active)
+				conn_kick(c);
 			return;
 		}
 		conn_close(c);
 		return;
 	}
 	conn_ref(c);
-	if (c->active)
-		(void)buf_append(&c->pending, loop_buffer(l, flags), (size_t)res);
-	else
+	/* Bytes behind an active or not yet taken up request wait their turn. */
+	if (c->active || c->pending.len > 0 || loop_timer_armed(&c->kick)) {
+		if (buf_append(&c->pending, loop_buffer(l, flags), (size_t)res) < 0)
+			conn_close(c);
+	} else
 		conn_feed(c, loop_buffer(l, flags), (size_t)res);
 	loop_buffer_recycle(l, flags);
-	if (!c->closed && !c->recv_armed && c->pending.len < PENDING_PAUSE && !c->close_after_send)
+	if (!c->closed && !c->recv_armed && c->pending.len < PENDING_PAUSE &&
+	    conn_backlog(c) < OUT_PAUSE && !c->close_after_send)
 		conn_arm_recv(c);
 	conn_unref(c);
 }
@@ -464,6 +526,7 @@ static void on_accept(void *ud, int res, uint32_t flags)
 	c->is_unix = ls->is_unix;
 	c->refs = 1;
 	c->since_us = now_us();
+	c->kick.fn = on_kick;
 	c->reader = http_reader_new(s->lim.header_max, s->body_limit, s->userdata);
 	c->recv_token = loop_op_new(s->loop, on_recv, c);
 	c->send_token = loop_op_new(s->loop, on_send, c);

@@ -152,7 +152,7 @@ static int zygote_send_spawn(struct zygote *zy, uint64_t token, const int fds[3]
 	memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
 	ssize_t n;
 	do
-		n = sendmsg(zy->ctrl, &mh, MSG_NOSIGNAL);
+		n = sendmsg(zy->ctrl, &mh, MSG_NOSIGNAL | MSG_DONTWAIT); /* never block on a stuck zygote */
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;

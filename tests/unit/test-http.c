@@ -721,8 +721,12 @@ static void test_format(void **state)
 	buf_reset(&b);
 	assert_int_equal(http_format_head(&b, 204, NULL, 0, false, "X-Spore-Version: 3\r\nX-B: y\r\n"),
 			 0);
-	assert_string_equal(buf_cstr(&b), "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n"
+	/* No Content-Length on a 204 (RFC 9110 8.6). */
+	assert_string_equal(buf_cstr(&b), "HTTP/1.1 204 No Content\r\n"
 					  "Connection: close\r\nX-Spore-Version: 3\r\nX-B: y\r\n\r\n");
+	buf_reset(&b);
+	assert_int_equal(http_format_head(&b, 304, NULL, 5, true, NULL), 0);
+	assert_string_equal(buf_cstr(&b), "HTTP/1.1 304 Not Modified\r\nConnection: keep-alive\r\n\r\n");
 
 	/* Appends; refuses header injection and leaves the buffer as it was. */
 	size_t before = b.len;
