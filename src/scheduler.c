@@ -22,6 +22,7 @@
 #include "util/log.h"
 #include "util/json.h"
 #include "zygotes.h"
+#include "cgroup.h"
 
 /* How long a dead instance's channel waits for its exit status before we answer anyway. */
 #define EXIT_STATUS_WAIT_US (1000u * 1000u)
@@ -62,6 +63,9 @@ struct instance {
 	uint32_t version;
 	uint32_t timeout_ms;
 	char runtime[16];
+	struct cgroup_limits limits;
+	char cgroup[112]; /* "fn-NAME/ID" once created, else "" */
+	char *init_json;  /* INST_INIT, sent once the instance is in its cgroup */
 	pid_t pid;
 	uint64_t spawn_token;
 	enum inst_state state;
@@ -108,6 +112,7 @@ struct invocation {
 struct fn_state {
 	struct sched *s;
 	char *name;
+	uint32_t uid; /* sandbox uid and gid */
 	struct instance *instances;
 	size_t n_instances; /* not counting DEAD ones */
 	struct invocation *q_head, *q_tail;
@@ -124,6 +129,7 @@ struct sched {
 	struct sched_config cfg;
 	struct fn_state *fns;
 	uint64_t next_token;
+	uint32_t next_uid;
 };
 
 static void fn_pump(struct fn_state *fn);
@@ -535,9 +541,26 @@ static void instance_unlink(struct instance *inst)
 		inst->next->prev = inst->prev;
 }
 
+/* Kills whatever is left in the instance's cgroup and removes it. */
+static void instance_cgroup_cleanup(struct instance *inst)
+{
+	struct cgroup_manager *cg = inst->s->cfg.cgroups;
+	if (!cg || !inst->cgroup[0])
+		return;
+	int r = cgroup_kill(cg, inst->cgroup);
+	if (r < 0)
+		log_warning_errno(r, "sched: cannot empty cgroup '%s': %m, ignoring", inst->cgroup);
+	r = cgroup_remove(cg, inst->cgroup);
+	if (r < 0)
+		log_warning_errno(r, "sched: cannot remove cgroup '%s': %m, ignoring", inst->cgroup);
+	inst->cgroup[0] = 0;
+}
+
 static void instance_release(struct instance *inst)
 {
 	struct loop *l = inst->s->loop;
+	instance_cgroup_cleanup(inst);
+	free(inst->init_json);
 	loop_timer_stop(l, &inst->timer);
 	loop_op_free(l, inst->chan_token, NULL);
 	loop_op_free(l, inst->chan_out_token, NULL);
@@ -627,8 +650,22 @@ static void instance_finalize(struct instance *inst)
 	char what[96] = "died";
 	if (inst->have_status)
 		describe_status(inst->status, what, sizeof(what));
+	uint64_t ooms = 0;
+	if (inst->s->cfg.cgroups && inst->cgroup[0] &&
+	    cgroup_oom_kills(inst->s->cfg.cgroups, inst->cgroup, &ooms) >= 0 && ooms > 0)
+		log_info("sched: instance %s of '%s' v%u ran out of memory (memory_mb %llu)",
+			 inst->id, fn->name, inst->version,
+			 (unsigned long long)(inst->limits.memory_max >> 20));
 	struct invocation *inv = TAKE_PTR(inst->current);
-	if (inv) {
+	if (inv && ooms > 0) {
+		_cleanup_free_ char *body = error_body(
+			"out_of_memory",
+			"instance %s of '%s' version %u ran out of memory (limit %llu MB) during the "
+			"invocation",
+			inst->id, fn->name, inst->version,
+			(unsigned long long)(inst->limits.memory_max >> 20));
+		invocation_complete(inv, 502, body ?: "{}", body ? strlen(body) : 2, inst);
+	} else if (inv) {
 		_cleanup_free_ char *body = error_body(
 			"crashed", "instance %s (pid %d) of '%s' version %u %s during the invocation",
 			inst->id, (int)inst->pid, fn->name, inst->version, what);
@@ -679,6 +716,32 @@ static void instance_exited(struct instance *inst, int status)
 	/* Otherwise the channel's EOF (which follows at once) finishes it. */
 }
 
+/* Puts a freshly spawned instance into its own cgroup, before it learns its function. */
+static int instance_enter_cgroup(struct instance *inst)
+{
+	struct cgroup_manager *cg = inst->s->cfg.cgroups;
+	if (!cg)
+		return 0;
+	char path[sizeof(inst->cgroup)];
+	snprintf(path, sizeof(path), "fn-%s/%s", inst->fn->name, inst->id);
+	int r = cgroup_create(cg, path, &inst->limits);
+	if (r >= 0) {
+		snprintf(inst->cgroup, sizeof(inst->cgroup), "%s", path);
+		r = cgroup_attach(cg, path, inst->pid);
+	}
+	if (r < 0) {
+		log_error_errno(r, "sched: cannot put instance %s of '%s' into cgroup '%s': %m",
+				inst->id, inst->fn->name, path);
+		_cleanup_free_ char *body = error_body(
+			"unavailable", "could not set up the cgroup of an instance of '%s': %s",
+			inst->fn->name, strerror(-r));
+		inst->retiring = true;
+		if (body)
+			fail_queued_version(inst->fn, inst->version, 503, body);
+	}
+	return r;
+}
+
 static void on_spawned(void *ud, uint64_t token, pid_t pid, int error)
 {
 	struct sched *s = ud;
@@ -691,8 +754,20 @@ static void on_spawned(void *ud, uint64_t token, pid_t pid, int error)
 	}
 	if (pid > 0) {
 		inst->pid = pid;
-		if (inst->state == INSTANCE_DEAD && !inst->have_status)
-			(void)kill(pid, SIGKILL);
+		if (inst->state == INSTANCE_DEAD) {
+			if (!inst->have_status)
+				(void)kill(pid, SIGKILL);
+			return;
+		}
+		if (instance_enter_cgroup(inst) < 0) {
+			instance_kill(inst);
+			return;
+		}
+		if (inst->init_json) {
+			_cleanup_free_ char *init = TAKE_PTR(inst->init_json);
+			if (chan_send(inst, INST_INIT, init, strlen(init), NULL, 0) < 0)
+				instance_kill(inst);
+		}
 		return;
 	}
 	struct fn_state *fn = inst->fn;
@@ -751,6 +826,13 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 		  cJSON_AddNumberToObject(init, "timeout_ms", m->timeout_ms);
 	for (size_t i = 0; ok && i < m->n_env; i++)
 		ok = cJSON_AddStringToObject(env, m->env_keys[i], m->env_values[i]) != NULL;
+	if (ok && s->cfg.cgroups) {
+		cJSON *sb = cJSON_AddObjectToObject(init, "sandbox");
+		ok = sb && cJSON_AddNumberToObject(sb, "uid", fn->uid) &&
+		     cJSON_AddNumberToObject(sb, "gid", fn->uid) &&
+		     cJSON_AddNumberToObject(sb, "tmp_mb",
+					     m->tmp_mb ? m->tmp_mb : MANIFEST_TMP_DEFAULT);
+	}
 	_cleanup_free_ char *init_json = ok ? cJSON_PrintUnformatted(init) : NULL;
 	cJSON_Delete(init);
 	if (!init_json)
@@ -764,6 +846,16 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 	inst->version = version;
 	inst->timeout_ms = m->timeout_ms;
 	snprintf(inst->runtime, sizeof(inst->runtime), "%s", m->runtime);
+	/* As on Lambda: a full core at 1,769 MB unless cpu_millis says otherwise. */
+	uint64_t millis = m->cpu_millis ? m->cpu_millis : (uint64_t)m->memory_mb * 1000u / 1769u;
+	if (millis < 10)
+		millis = 10;
+	inst->limits = (struct cgroup_limits){
+		.memory_max = (uint64_t)m->memory_mb << 20,
+		.cpu_period_us = 100000,
+		.cpu_quota_us = (uint32_t)(millis * 100u),
+		.pids_max = m->pids_max ? m->pids_max : MANIFEST_PIDS_DEFAULT,
+	};
 	inst->chan = -EBADF;
 	inst->pipes[0].fd = inst->pipes[1].fd = -EBADF;
 	inst->timer.fn = on_instance_timer;
@@ -801,8 +893,10 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 	for (int i = 0; r >= 0 && i < 2; i++)
 		r = loop_poll_start(s->loop, inst->pipes[i].fd, POLLIN, on_pipe, &inst->pipes[i],
 				    &inst->pipes[i].token);
-	if (r >= 0)
+	if (r >= 0 && !s->cfg.cgroups)
 		r = chan_send(inst, INST_INIT, init_json, strlen(init_json), NULL, 0);
+	else if (r >= 0)
+		inst->init_json = TAKE_PTR(init_json);
 	if (r >= 0)
 		r = zygotes_spawn(s->zygotes, m->runtime, inst->spawn_token, chan[1], out[1], err[1]);
 	safe_close(chan[1]);
@@ -922,6 +1016,7 @@ static struct fn_state *fn_get(struct sched *s, const char *name, bool create)
 	if (!fn)
 		return NULL;
 	fn->s = s;
+	fn->uid = s->cfg.uid_min + (s->next_uid++ % (s->cfg.uid_count ? s->cfg.uid_count : 1));
 	fn->name = strdup(name);
 	if (!fn->name) {
 		free(fn);
@@ -1054,6 +1149,13 @@ static void fn_free(struct sched *s, struct fn_state *fn, bool answer)
 			(void)kill(inst->pid, SIGKILL);
 		instance_unlink(inst);
 		instance_release(inst);
+	}
+	if (s->cfg.cgroups) {
+		char path[96];
+		snprintf(path, sizeof(path), "fn-%s", fn->name);
+		int r = cgroup_remove(s->cfg.cgroups, path);
+		if (r < 0)
+			log_warning_errno(r, "sched: cannot remove cgroup '%s': %m, ignoring", path);
 	}
 	free(fn->name);
 	free(fn);

@@ -26,6 +26,8 @@
 #include "util/fileio.h"
 #include "util/log.h"
 #include "zygotes.h"
+#include "cgroup.h"
+#include <sys/file.h>
 
 #define INIT_TIMEOUT_MS 10000
 #define TICK_US 1000000u
@@ -35,6 +37,8 @@ struct daemon {
 	struct loop *loop;
 	struct registry *reg;
 	struct log_store *logs;
+	struct cgroup_manager *cgroups;
+	int lock_fd;
 	struct sched *sched;
 	struct zygotes *zygotes;
 	struct api *api;
@@ -103,6 +107,37 @@ static void raise_nofile(void)
 	}
 }
 
+/* The cgroup subtree of this spored: one per state dir, so several spored can share a parent
+ * cgroup and a restarted one finds what a killed one left. */
+static int sandbox_setup(struct daemon *d)
+{
+	const struct spore_config *c = &d->cfg;
+	if (geteuid() != 0)
+		return log_error_errno(EPERM, "spored: the sandbox needs root (namespaces, cgroups, "
+					      "uid changes); run as root, or set 'sandbox = no' for "
+					      "development without isolation");
+	char name[32];
+	uint32_t h = 2166136261u;
+	for (const char *p = c->state_dir; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	snprintf(name, sizeof(name), "spore-%08x", h);
+	int r = cgroup_manager_new("/sys/fs/cgroup", "/proc/self/cgroup", name, &d->cgroups);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot set up cgroups under '/sys/fs/cgroup': %m");
+	r = cgroup_cleanup_stale(d->cgroups);
+	if (r > 0)
+		log_notice("spored: removed %d cgroup(s) left by an earlier spored", r);
+	else if (r < 0)
+		log_warning_errno(r, "spored: cannot clean up old cgroups: %m, ignoring");
+	r = mkdir_p(c->sandbox_dir, 0755);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot create sandbox dir '%s': %m",
+				       c->sandbox_dir);
+	log_info("spored: sandbox on: cgroup subtree '%s', uids %u..%u", name, c->sandbox_uid_min,
+		 c->sandbox_uid_min + c->sandbox_uid_count - 1);
+	return 0;
+}
+
 static int setup(struct daemon *d)
 {
 	int r;
@@ -122,6 +157,23 @@ static int setup(struct daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "spored: cannot create the directory of '%s': %m",
 				       c->api_socket);
+
+	/* One spored per state dir. */
+	_cleanup_free_ char *lock = NULL;
+	if (asprintf(&lock, "%s/spored.lock", c->state_dir) < 0)
+		return log_oom();
+	d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (d->lock_fd < 0)
+		return log_error_errno(errno, "spored: cannot open '%s': %m", lock);
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return log_error_errno(errno, "spored: state dir '%s' is in use by another spored (%m)",
+				       c->state_dir);
+
+	if (c->sandbox) {
+		r = sandbox_setup(d);
+		if (r < 0)
+			return r;
+	}
 
 	r = registry_open(c->state_dir, &d->reg);
 	if (r < 0)
@@ -150,12 +202,15 @@ static int setup(struct daemon *d)
 		.queue_timeout_ms = c->queue_timeout_ms,
 		.idle_ttl_s = c->idle_ttl_s,
 		.init_timeout_ms = INIT_TIMEOUT_MS,
+		.cgroups = d->cgroups,
+		.uid_min = c->sandbox_uid_min,
+		.uid_count = c->sandbox_uid_count,
 	};
 	r = sched_new(d->loop, NULL, d->reg, d->logs, &sc, &d->sched);
 	if (r < 0)
 		return log_oom();
 	struct zygote_callbacks cb;
-	r = zygotes_new(d->loop, c->runtime_dir, c->zygote_spares,
+	r = zygotes_new(d->loop, c->runtime_dir, c->zygote_spares, c->sandbox ? c->sandbox_dir : NULL,
 			sched_zygote_callbacks(d->sched, &cb), &d->zygotes);
 	if (r < 0)
 		return log_oom();
@@ -237,6 +292,13 @@ static void teardown(struct daemon *d)
 	d->loop = loop_free(d->loop);
 	d->logs = log_store_free(d->logs);
 	d->reg = registry_free(d->reg);
+	if (d->cgroups) {
+		int r = cgroup_remove_all(d->cgroups);
+		if (r < 0)
+			log_warning_errno(r, "spored: cannot remove its cgroups: %m, ignoring");
+		d->cgroups = cgroup_manager_free(d->cgroups);
+	}
+	d->lock_fd = safe_close(d->lock_fd);
 	/* Orphaned instances re-parented to us. */
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
@@ -245,7 +307,7 @@ static void teardown(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .sigfd = -EBADF };
+	struct daemon d = { .sigfd = -EBADF, .lock_fd = -EBADF };
 	_cleanup_free_ char *err = NULL;
 
 	int r = config_init(&d.cfg);

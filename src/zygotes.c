@@ -55,6 +55,7 @@ struct zygotes {
 	struct loop *loop;
 	struct zygote_callbacks cb;
 	unsigned spares;
+	char *sandbox_dir; /* NULL: no sandbox */
 	struct zygote zy[ELEMENTSOF(runtimes)];
 };
 
@@ -296,7 +297,11 @@ static int zygote_launch(struct zygote *zy)
 
 	char spares[16];
 	snprintf(spares, sizeof(spares), "%u", z->spares);
-	char *argv[] = { zy->path, (char *)"--spares", spares, NULL };
+	char *argv[] = { zy->path, (char *)"--spares", spares, NULL, NULL, NULL };
+	if (z->sandbox_dir) {
+		argv[3] = (char *)"--sandbox-dir";
+		argv[4] = z->sandbox_dir;
+	}
 	pid_t pid;
 	r = posix_spawn(&pid, zy->path, &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
@@ -318,12 +323,16 @@ static int zygote_launch(struct zygote *zy)
 	return 0;
 }
 
-int zygotes_new(struct loop *l, const char *runtime_dir, unsigned spares,
+int zygotes_new(struct loop *l, const char *runtime_dir, unsigned spares, const char *sandbox_dir,
 		const struct zygote_callbacks *cb, struct zygotes **ret)
 {
 	struct zygotes *z = calloc(1, sizeof(*z));
 	if (!z)
 		return -ENOMEM;
+	if (sandbox_dir && !(z->sandbox_dir = strdup(sandbox_dir))) {
+		free(z);
+		return -ENOMEM;
+	}
 	z->loop = l;
 	z->cb = *cb;
 	z->spares = spares;
@@ -399,6 +408,7 @@ struct zygotes *zygotes_free(struct zygotes *z)
 		}
 		free(zy->path);
 	}
+	free(z->sandbox_dir);
 	free(z);
 	return NULL;
 }

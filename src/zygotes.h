@@ -36,7 +36,9 @@ struct zygote_callbacks {
 
 const char *zygote_state_to_string(enum zygote_state s);
 
-int zygotes_new(struct loop *l, const char *runtime_dir, unsigned spares,
+/* sandbox_dir: passed to the zygotes (--sandbox-dir) so they sandbox every instance; NULL runs
+ * instances unsandboxed. */
+int zygotes_new(struct loop *l, const char *runtime_dir, unsigned spares, const char *sandbox_dir,
 		const struct zygote_callbacks *cb, struct zygotes **ret);
 /* Stops every zygote (closing its control socket, then SIGKILL after a grace period) and reaps
  * them. */

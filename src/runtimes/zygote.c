@@ -6,6 +6,7 @@
  * of a ZYG_SPAWN. Spares and instances are all children of the zygote, which reaps them and
  * reports each instance's exit. See docs/RUNTIMES.md. */
 #include "zygote.h"
+#include "sandbox.h"
 
 #include <assert.h>
 #include <cjson/cJSON.h>
@@ -51,6 +52,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
 /* "zygote-python3": every log message starts with it. */
 static char zname[48] = "zygote";
+/* --sandbox-dir: where spares build their root; NULL = instances are not sandboxed. */
+static const char *sandbox_dir;
 
 static void *mfree(void *p)
 {
@@ -445,6 +448,38 @@ static int instance_init(const struct runtime_ops *ops, const char *payload, siz
 	cfg->log_group_name = group;
 	cfg->log_stream_name = stream;
 
+	const cJSON *sb = cJSON_GetObjectItem(j, "sandbox");
+	if (sandbox_dir && !cJSON_IsObject(sb)) {
+		*ret_error = runtime_error_jsonf("Runtime.InvalidInit",
+						 "INST_INIT: sandbox: required by this zygote");
+		return -EINVAL;
+	}
+	if (sandbox_dir) {
+		struct sandbox_config sc = {
+			.code_dir = cfg->code_dir,
+			.runtime = ops->name,
+			.network = "none",
+			.nofile = 1024,
+		};
+		struct sandbox_error e = { 0 };
+		if (json_u32(sb, "uid", 0, &sc.uid) < 0 || json_u32(sb, "gid", 0, &sc.gid) < 0 ||
+		    json_u32(sb, "tmp_mb", 64, &sc.tmp_mb) < 0 || sc.uid == 0 || sc.gid == 0) {
+			*ret_error = runtime_error_jsonf("Runtime.InvalidInit",
+							 "INST_INIT: sandbox: uid, gid, tmp_mb must be "
+							 "positive integers");
+			return -EINVAL;
+		}
+		r = sandbox_enter(&sc, &e);
+		if (r < 0) {
+			*ret_error = runtime_error_jsonf("Runtime.SandboxError",
+							 "entering the sandbox failed at '%s': %s%s%s",
+							 e.step ?: "?", strerror(-r),
+							 e.message ? ": " : "", e.message ?: "");
+			return r;
+		}
+		cfg->code_dir = "/var/task";
+	}
+
 	r = setup_env(j, cfg, ret_error);
 	if (r < 0)
 		return r;
@@ -653,7 +688,9 @@ static void child_setup(struct zygote *z)
 
 	(void)sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != z->pid)
+	/* In a new pid namespace the parent is outside it: getppid() is 0 there. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+	    (getppid() != z->pid && !(sandbox_dir && getppid() == 0)))
 		_exit(0);
 }
 
@@ -664,12 +701,29 @@ static pid_t zygote_fork(struct zygote *z)
 
 	if (z->ops->before_fork)
 		z->ops->before_fork();
-	pid = fork();
+	/* Sandboxed children are PID 1 of their own pid, mount, IPC, UTS and network namespaces;
+	 * they build their root now, ahead of demand (sandbox/sandbox.h). */
+	pid = sandbox_dir ? sandbox_clone_spare() : fork();
 	if (pid == 0) {
 		if (z->ops->after_fork_child)
 			z->ops->after_fork_child();
 		child_setup(z);
+		if (sandbox_dir) {
+			struct sandbox_error e = { 0 };
+			struct sandbox_prepare_opts o = { .root_dir = sandbox_dir,
+							  .runtime = z->ops->name };
+			if (sandbox_prepare(&o, &e) < 0) {
+				fprintf(stderr, "%s: sandbox: %s: %s%s%s\n", zname,
+					e.step ?: "prepare", strerror(e.error < 0 ? -e.error : e.error),
+					e.message ? ": " : "", e.message ?: "");
+				_exit(3);
+			}
+		}
 		return 0;
+	}
+	if (sandbox_dir && pid < 0) {
+		errno = -pid;
+		pid = -1;
 	}
 	saved = errno;
 	if (z->ops->after_fork_parent)
@@ -948,9 +1002,10 @@ static void help(const char *name)
 
 static int parse_argv(struct zygote *z, int argc, char *argv[])
 {
-	enum { ARG_SPARES = 0x100, ARG_NO_PREFAULT, ARG_LOG_LEVEL };
+	enum { ARG_SPARES = 0x100, ARG_NO_PREFAULT, ARG_LOG_LEVEL, ARG_SANDBOX_DIR };
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "sandbox-dir", required_argument, NULL, ARG_SANDBOX_DIR },
 		{ "spares", required_argument, NULL, ARG_SPARES },
 		{ "no-prefault", no_argument, NULL, ARG_NO_PREFAULT },
 		{ "log-level", required_argument, NULL, ARG_LOG_LEVEL },
@@ -979,6 +1034,14 @@ static int parse_argv(struct zygote *z, int argc, char *argv[])
 		}
 		case ARG_NO_PREFAULT:
 			z->prefault = false;
+			break;
+		case ARG_SANDBOX_DIR:
+			if (optarg[0] != '/') {
+				log_error("%s: --sandbox-dir: must be an absolute path: '%s'", zname,
+					  optarg);
+				return -EINVAL;
+			}
+			sandbox_dir = optarg;
 			break;
 		case ARG_LOG_LEVEL:
 			r = log_level_from_string(optarg);
@@ -1040,6 +1103,16 @@ int zygote_main(const struct runtime_ops *ops, int argc, char *argv[])
 		log_error_errno(r, "%s: Failed to initialise the %s runtime: %m", zname, ops->name);
 		zygote_done(&z);
 		return 1;
+	}
+	if (sandbox_dir) {
+		struct sandbox_error e = { 0 };
+		r = sandbox_init(ops->name, &e);
+		if (r < 0) {
+			log_error_errno(r, "%s: sandbox: %s: %m%s%s", zname, e.step ?: "init",
+					e.message ? ": " : "", e.message ?: "");
+			zygote_done(&z);
+			return 1;
+		}
 	}
 	(void)snprintf(hello.runtime, sizeof(hello.runtime), "%s", ops->name);
 	if (ctl_send(&z, &hello, sizeof(hello)) < 0) {
