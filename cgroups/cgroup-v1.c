@@ -84,8 +84,8 @@ static int v1_init(struct cgroup_manager *m, int root_fd, const struct cg_proc *
 	(void)opts;
 	int r;
 
-	/* The unified tree first: whether it has cgroup.kill decides whether we need the v1
-	 * freezer. */
+	/* The unified tree first: whether it has cgroup.kill or cgroup.freeze decides whether
+	 * we need the v1 freezer. */
 	for (size_t i = 0; i < pc->n; i++) {
 		if (pc->lines[i].hid != 0 || !streq(pc->lines[i].controllers, ""))
 			continue;
@@ -111,8 +111,9 @@ static int v1_init(struct cgroup_manager *m, int root_fd, const struct cg_proc *
 	for (size_t i = 0; i < pc->n; i++) {
 		const struct cg_proc_line *l = &pc->lines[i];
 		unsigned mask = l->hid ? list_mask(l->controllers) : 0;
-		/* With cgroup.kill the freezer is not needed (drop it with kernel >= 5.14). */
-		if (m->has_kill)
+		/* With cgroup.kill (kernel >= 5.14) or cgroup.freeze (>= 5.2) in the unified tree
+		 * the v1 freezer is not needed. */
+		if (m->has_kill || m->has_freeze)
 			mask &= ~(unsigned)CGROUP_CTRL_FREEZER;
 		if (!mask)
 			continue;

@@ -11,9 +11,10 @@
  *  - v2: root is a cgroup2 mount. One hierarchy; cpu, memory and pids are enabled in
  *    cgroup.subtree_control of <own>, <own>/<name> and every parent cgroup_create() makes.
  *  - v1: root is a tmpfs holding one v1 mount per controller set. The hierarchies used are
- *    cpu, cpuacct, memory and pids (the freezer too, only where there is no cgroup.kill), plus
- *    the controller-less v2 tree at <root>/unified when present, so that an instance has a v2
- *    cgroup id for BPF and can be killed atomically with cgroup.kill.
+ *    cpu, cpuacct, memory and pids, plus the controller-less v2 tree at <root>/unified when
+ *    present, so that an instance has a v2 cgroup id for BPF and can be killed atomically
+ *    with cgroup.kill. The v1 freezer joins only where the unified tree has neither
+ *    cgroup.kill nor cgroup.freeze.
  * A controller that is missing (not mounted, not delegated) is not an error of
  * cgroup_manager_new(); asking cgroup_create() for a limit that needs it is (-EOPNOTSUPP).
  *
@@ -43,7 +44,7 @@ enum {
 	CGROUP_CTRL_CPUACCT = 1 << 1, /* v1 only; v2 always has cpu.stat */
 	CGROUP_CTRL_MEMORY = 1 << 2,
 	CGROUP_CTRL_PIDS = 1 << 3,
-	CGROUP_CTRL_FREEZER = 1 << 4, /* v1 only, used only where cgroup.kill is missing */
+	CGROUP_CTRL_FREEZER = 1 << 4, /* v1 only, used only without a v2 cgroup.kill/freeze */
 };
 
 struct cgroup_limits {
@@ -85,8 +86,10 @@ unsigned cgroup_manager_controllers(const struct cgroup_manager *m);
 bool cgroup_manager_has_v2(const struct cgroup_manager *m);
 
 /* Kills every process in every cgroup below <name> left by an earlier spored, then removes
- * those cgroups bottom-up. <name> itself stays. Returns the number of cgroups removed (a path
- * present in several hierarchies counts once). */
+ * those cgroups bottom-up. <name> itself stays. Call it once at start, before the first
+ * cgroup_create(): it cannot tell a stale cgroup from a live one. Returns the number of
+ * cgroups removed (a path present in several hierarchies counts once); if one could not be
+ * killed or removed, the others still are and the first error is returned. */
 int cgroup_cleanup_stale(struct cgroup_manager *m);
 
 /* Creates path (and missing parents, without limits) in every hierarchy and writes lim into
@@ -120,8 +123,9 @@ int cgroup_remove(struct cgroup_manager *m, const char *path);
  * Returns the number of cgroups removed below <name>. */
 int cgroup_remove_all(struct cgroup_manager *m);
 
-/* OOM kills in path (and below): v1 memory.oom_control "oom_kill" (kernel >= 4.13), v2
- * memory.events "oom_kill". -EOPNOTSUPP without a memory controller or counter. */
+/* OOM kills: v2 memory.events "oom_kill" (path and its descendants); v1 memory.oom_control
+ * "oom_kill" (kernel >= 4.13), which counts kills in path itself only (observed on 6.18: a
+ * parent stays 0). -EOPNOTSUPP without a memory controller or counter. */
 int cgroup_oom_kills(struct cgroup_manager *m, const char *path, uint64_t *ret);
 /* Peak memory in bytes: v1 memory.max_usage_in_bytes; v2 memory.peak (kernel >= 5.19), else
  * memory.current. */

@@ -948,6 +948,14 @@ static struct runtime_case native_case = {
 
 int main(void)
 {
+	/* Under ASan the instances' own SIGSEGV handler would turn the crash case's real fault into
+	 * "exit 1": let the fault through to the kernel (the zygotes inherit this). */
+	const char *asan = getenv("ASAN_OPTIONS");
+	char opts[1024];
+	(void)snprintf(opts, sizeof(opts), "%s%shandle_segv=0", asan ? asan : "",
+		       asan && *asan ? ":" : "");
+	(void)setenv("ASAN_OPTIONS", opts, 1);
+
 	const struct CMUnitTest tests[] = {
 		RT_TESTS(python3_case),
 		cmocka_unit_test_prestate_setup_teardown(test_python_context, setup, teardown,

@@ -57,7 +57,7 @@ def percentile(xs, p):
 
 
 class Spored:
-    def __init__(self, build):
+    def __init__(self, build, sandbox=True):
         self.dir = tempfile.mkdtemp(prefix="spore-bench-")
         self.port = free_port()
         self.sock = os.path.join(self.dir, "api.sock")
@@ -65,6 +65,7 @@ class Spored:
         conf = os.path.join(self.dir, "spored.conf")
         with open(conf, "w") as f:
             f.write("log_level = warning\n")
+            f.write("sandbox = %s\n" % ("yes" if sandbox else "no"))
         self.proc = subprocess.Popen(
             [os.path.join(build, "src/spored"), "--config", conf,
              "--listen", "127.0.0.1:%d" % self.port, "--api-socket", self.sock,
@@ -156,6 +157,8 @@ def main():
     ap.add_argument("--warm", type=int, default=5000)
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--sandbox", choices=("both", "yes", "no"), default="both",
+                    help="run with the sandbox on, off, or both side by side (default)")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
 
@@ -165,27 +168,30 @@ def main():
     subjects = [("python3", "handler.hello", "handler.noop", py_code),
                 ("native", "hello", "noop", native_code)]
 
-    sd = Spored(build)
     results = {}
-    try:
-        for runtime, hello, noop, code in subjects:
-            res = {}
-            lat = cold_starts(sd, "cold-" + runtime, runtime, hello, code, args.cold)
-            res["cold"] = {"n": len(lat), "p50_us": statistics.median(lat),
-                           "p90_us": percentile(lat, 90), "min_us": min(lat)}
-            sd.deploy("warm-" + runtime, runtime, hello, code)
-            res["warm"] = warm(build, sd, "warm-" + runtime, args.warm)
-            sd.deploy("noop-" + runtime, runtime, noop, code)
-            res["wrk"] = {c: wrk(sd, "noop-" + runtime, c, args.wrk_seconds) for c in (16, 64)}
-            results[runtime] = res
-            print(runtime, json.dumps(res), flush=True)
-    finally:
-        sd.stop()
+    modes = [True, False] if args.sandbox == "both" else [args.sandbox == "yes"]
+    for sandboxed in modes:
+        sd = Spored(build, sandboxed)
+        try:
+            for runtime, hello, noop, code in subjects:
+                res = {}
+                lat = cold_starts(sd, "cold-" + runtime, runtime, hello, code, args.cold)
+                res["cold"] = {"n": len(lat), "p50_us": statistics.median(lat),
+                               "p90_us": percentile(lat, 90), "min_us": min(lat)}
+                sd.deploy("warm-" + runtime, runtime, hello, code)
+                res["warm"] = warm(build, sd, "warm-" + runtime, args.warm)
+                sd.deploy("noop-" + runtime, runtime, noop, code)
+                res["wrk"] = {c: wrk(sd, "noop-" + runtime, c, args.wrk_seconds) for c in (16, 64)}
+                key = "%s, %s" % (runtime, "sandboxed" if sandboxed else "no sandbox")
+                results[key] = res
+                print(key, json.dumps(res), flush=True)
+        finally:
+            sd.stop()
 
     if args.no_write:
         return
-    cmd = "/usr/bin/python3 tools/bench/run.py --build %s --cold %d --warm %d --wrk-seconds %d" % (
-        os.path.relpath(build, ROOT), args.cold, args.warm, args.wrk_seconds)
+    cmd = "/usr/bin/python3 tools/bench/run.py --build %s --cold %d --warm %d --wrk-seconds %d --sandbox %s" % (
+        os.path.relpath(build, ROOT), args.cold, args.warm, args.wrk_seconds, args.sandbox)
     lines = ["# Benchmarks", "",
              "Measured by `tools/bench/run.py` against a real spored on loopback (one spored, "
              "default configuration, zygote spares 2). Reproduce with:", "",
@@ -195,6 +201,11 @@ def main():
              "compare medians taken in the same run." % (
                  platform.machine(), os.cpu_count(), platform.release(),
                  datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M")), "",
+             "- **Sandboxed** rows run with `sandbox = yes` (the default: every instance in its own "
+             "pid, mount, IPC, UTS, network and cgroup namespaces, a cgroup with the function's "
+             "limits, unprivileged uid, no capabilities, seccomp); **no sandbox** rows with "
+             "`sandbox = no`, measured by the same run. Per-step and per-namespace costs: "
+             "docs/SANDBOX.md.",
              "- **Cold start**: a new version is deployed, 0.3 s later one invocation of `hello` "
              "is timed by the client (HTTP keep-alive connection already open): instance fork from "
              "the zygote (a pre-forked spare), code load, the invocation and the answer. Every "
@@ -206,11 +217,12 @@ def main():
              "| runtime | cold p50 | cold p90 | warm p50 | warm p99 | wrk 16 conns | wrk 64 conns | target cold p50 |",
              "|---|---|---|---|---|---|---|---|"]
     targets = {"python3": "< 10 ms", "native": "< 2 ms"}
-    for runtime, res in results.items():
+    for key, res in results.items():
+        runtime = key.split(",")[0]
         w = res["wrk"]
         fmt = lambda x: ("%.0f/s" % x["rps"] + (" (%d non-2xx)" % x["non2xx"] if x["non2xx"] else "")) if x else "n/a"
         lines.append("| %s | %.2f ms | %.2f ms | %.0f µs | %.0f µs | %s | %s | %s |" % (
-            runtime, res["cold"]["p50_us"] / 1000, res["cold"]["p90_us"] / 1000,
+            key, res["cold"]["p50_us"] / 1000, res["cold"]["p90_us"] / 1000,
             res["warm"]["p50_us"], res["warm"]["p99_us"], fmt(w[16]), fmt(w[64]), targets[runtime]))
     lines += ["", "Targets (issue 2): python3 cold p50 < 10 ms, native < 2 ms; warm p50 < 300 µs; "
               "native no-op throughput > 20,000/s.", "", "Raw results:", "", "```",
