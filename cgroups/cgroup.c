@@ -33,7 +33,13 @@ int cg_write(const struct cgroup_manager *m, int dir_fd, const char *file, const
 	if (fd < 0)
 		return -errno;
 	size_t len = strlen(value);
-	ssize_t n = write(fd, value, len);
+	ssize_t n;
+	/* Moving a task (cgroup.procs) can fail with EINTR when it races with the task's own
+	 * signals or exit: try a few times. */
+	int tries = 0;
+	do
+		n = write(fd, value, len);
+	while (n < 0 && errno == EINTR && ++tries < 10);
 	if (n < 0)
 		return -errno;
 	if ((size_t)n != len)

@@ -155,7 +155,9 @@ int crash(const char *event, size_t event_len, const struct spore_context *ctx, 
 		abort();
 	/* A real fault: a sandboxed instance is PID 1 of its pid namespace, and the kernel ignores
 	 * signals PID 1 sends itself (kill, raise), but not the SIGSEGV of a bad access. */
-	static volatile uintptr_t nowhere; /* 0, but the compiler cannot know */
+	/* An unmapped address in page 0, not NULL itself: UBSan would report a NULL store and
+	 * exit instead of letting the fault happen. */
+	static volatile uintptr_t nowhere = 16;
 	*(volatile int *)nowhere = 0;
 	return 1;
 }
