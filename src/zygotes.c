@@ -23,7 +23,29 @@
 #define RESTART_MAX_US (5u * 1000000u)
 #define STABLE_US (30u * 1000000u)
 
-extern char **environ;
+/* The zygotes get a minimal environment, not spored's: instances are forked without an exec,
+ * so whatever the zygote's environment held stays readable in their memory (clearenv() only
+ * drops the pointers), and spored's environment is none of a function's business. */
+static const char *const zygote_env_keep[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
+
+static char **zygote_environment(void)
+{
+	size_t n = 0;
+	char **env = calloc(ELEMENTSOF(zygote_env_keep) + 3, sizeof(char *));
+	if (!env)
+		return NULL;
+	env[n++] = strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	env[n++] = strdup("LANG=C.UTF-8");
+	for (size_t i = 0; i < ELEMENTSOF(zygote_env_keep); i++) {
+		const char *v = getenv(zygote_env_keep[i]);
+		if (v && asprintf(&env[n], "%s=%s", zygote_env_keep[i], v) >= 0)
+			n++;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!env[i])
+			return strv_free(env);
+	return env;
+}
 
 static const char *const runtimes[] = { "python3", "native" };
 
@@ -303,7 +325,8 @@ static int zygote_launch(struct zygote *zy)
 		argv[4] = z->sandbox_dir;
 	}
 	pid_t pid;
-	r = posix_spawn(&pid, zy->path, &fa, &attr, argv, environ);
+	_cleanup_strv_free_ char **env = zygote_environment();
+	r = env ? posix_spawn(&pid, zy->path, &fa, &attr, argv, env) : ENOMEM;
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	if (r)
