@@ -172,17 +172,26 @@ bool cg_fs_is(const struct cgroup_manager *m, int fd, unsigned long magic)
 
 /* ---- directories ---- */
 
+/* A DIR stream of its own over dir_fd's directory (dir_fd stays open); NULL with errno set. */
+static DIR *opendir_at(int dir_fd)
+{
+	int dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return NULL;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int saved = errno;
+		(void)safe_close(dfd);
+		errno = saved;
+	}
+	return d;
+}
+
 static int copy_file_names(int from_fd, int to_fd)
 {
-	int dfd = openat(from_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	_cleanup_closedir_ DIR *d = opendir_at(from_fd);
+	if (!d)
 		return -errno;
-	_cleanup_closedir_ DIR *d = fdopendir(dfd);
-	if (!d) {
-		int r = -errno;
-		(void)safe_close(dfd);
-		return r;
-	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (de->d_type != DT_REG)
@@ -581,15 +590,9 @@ static int collect_pids(int dir_fd, struct pidset *s, unsigned depth)
 		p = end + strspn(end, " \n");
 	}
 
-	int dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	_cleanup_closedir_ DIR *d = opendir_at(dir_fd);
+	if (!d)
 		return -errno;
-	_cleanup_closedir_ DIR *d = fdopendir(dfd);
-	if (!d) {
-		r = -errno;
-		(void)safe_close(dfd);
-		return r;
-	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (de->d_type != DT_DIR || streq(de->d_name, ".") || streq(de->d_name, ".."))
@@ -751,15 +754,9 @@ static int remove_below(struct cgroup_manager *m, int dir_fd, unsigned depth, in
 {
 	if (depth > 64)
 		return -ELOOP;
-	int dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	_cleanup_closedir_ DIR *d = opendir_at(dir_fd);
+	if (!d)
 		return -errno;
-	_cleanup_closedir_ DIR *d = fdopendir(dfd);
-	if (!d) {
-		int r = -errno;
-		(void)safe_close(dfd);
-		return r;
-	}
 	int r = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
@@ -865,15 +862,9 @@ static int names_add_unique(struct names *n, const char *s)
 
 static int list_subdirs(int dir_fd, struct names *n)
 {
-	int dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	_cleanup_closedir_ DIR *d = opendir_at(dir_fd);
+	if (!d)
 		return -errno;
-	_cleanup_closedir_ DIR *d = fdopendir(dfd);
-	if (!d) {
-		int r = -errno;
-		(void)safe_close(dfd);
-		return r;
-	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (de->d_type != DT_DIR || streq(de->d_name, ".") || streq(de->d_name, ".."))

@@ -174,3 +174,25 @@ static H_UNUSED socklen_t h_abstract_addr(const char *name, struct sockaddr_un *
 	memcpy(ret->sun_path + 1, name, n);
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
 }
+
+/* The common shape of the path attacks: try fn on every string of event.paths (or on defaults,
+ * NULL-terminated, when the event has none) and answer {"results": [...]}. */
+static H_UNUSED int h_each_path(const char *event, size_t event_len, const char *const *defaults,
+				cJSON *(*fn)(const char *path), char **ret_response,
+				size_t *ret_len)
+{
+	cJSON *ev = h_event(event, event_len), *out = cJSON_CreateObject();
+	const cJSON *paths = cJSON_GetObjectItemCaseSensitive(ev, "paths"), *p;
+	cJSON *results = cJSON_AddArrayToObject(out, "results");
+
+	if (cJSON_IsArray(paths)) {
+		cJSON_ArrayForEach(p, paths)
+			if (cJSON_IsString(p))
+				cJSON_AddItemToArray(results, fn(p->valuestring));
+	} else {
+		for (size_t i = 0; defaults[i]; i++)
+			cJSON_AddItemToArray(results, fn(defaults[i]));
+	}
+	cJSON_Delete(ev);
+	return h_respond(out, ret_response, ret_len);
+}

@@ -7,19 +7,6 @@ static const char *const default_paths[] = {  NULL };
 int handler(const char *event, size_t event_len, const struct spore_context *ctx, char **ret_response,
 	    size_t *ret_len)
 {
-	cJSON *ev = h_event(event, event_len), *out = cJSON_CreateObject();
-	const cJSON *paths = cJSON_GetObjectItemCaseSensitive(ev, "paths"), *p;
-	cJSON *results = cJSON_AddArrayToObject(out, "results");
-
 	(void)ctx;
-	if (cJSON_IsArray(paths)) {
-		cJSON_ArrayForEach(p, paths)
-			if (cJSON_IsString(p))
-				cJSON_AddItemToArray(results, h_try_read(p->valuestring));
-	} else {
-		for (size_t i = 0; default_paths[i]; i++)
-			cJSON_AddItemToArray(results, h_try_read(default_paths[i]));
-	}
-	cJSON_Delete(ev);
-	return h_respond(out, ret_response, ret_len);
+	return h_each_path(event, event_len, default_paths, h_try_read, ret_response, ret_len);
 }
