@@ -531,6 +531,37 @@ int cgroup_attach(struct cgroup_manager *m, const char *path, pid_t pid)
 	return 0;
 }
 
+int cgroup_self_attach_paths(struct cgroup_manager *m, const char *path, char ***ret_paths)
+{
+	if (!m || !path_valid(path))
+		return -EINVAL;
+	char **v = calloc(m->n_h + 1, sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < m->n_h; i++) {
+		if (m->h[i].v2)
+			continue;
+		char link[64], base[PATH_MAX];
+		(void)snprintf(link, sizeof(link), "/proc/self/fd/%d", m->h[i].base_fd);
+		ssize_t k = readlink(link, base, sizeof(base) - 1);
+		if (k < 0) {
+			int r = -errno;
+			strv_free(v);
+			return r;
+		}
+		base[k] = 0;
+		if (asprintf(&v[n], "%s/%s/tasks", base, path) < 0) {
+			v[n] = NULL;
+			strv_free(v);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	*ret_paths = v;
+	return 0;
+}
+
 /* ---- process lists, kill ---- */
 
 struct pidset {

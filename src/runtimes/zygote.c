@@ -394,6 +394,19 @@ oom:
 
 /* Parses INST_INIT, sets environment and cwd, loads the code. Returns 0, or -errno with
  * *ret_error the INST_INIT_ERROR payload. cfg's strings point into *ret_init. */
+/* Moves the calling (single-threaded) process into the cgroup whose v1 "tasks" file is path. */
+static int write_cgroup_self(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	ssize_t n;
+	do
+		n = write(fd, "0", 1);
+	while (n < 0 && errno == EINTR);
+	return n == 1 ? 0 : n < 0 ? -errno : -EIO;
+}
+
 static int instance_init(const struct runtime_ops *ops, const char *payload, size_t len,
 			 cJSON **ret_init, struct inst_config *cfg, char **ret_error)
 {
@@ -468,6 +481,18 @@ static int instance_init(const struct runtime_ops *ops, const char *payload, siz
 							 "INST_INIT: sandbox: uid, gid, tmp_mb must be "
 							 "positive integers");
 			return -EINVAL;
+		}
+		/* First into the instance's cgroup (spored made it with the function's limits):
+		 * a single-threaded process moving itself skips the kernel's global lock. */
+		const cJSON *tasks = cJSON_GetObjectItem(sb, "cgroup_tasks"), *t;
+		cJSON_ArrayForEach(t, tasks) {
+			r = cJSON_IsString(t) ? write_cgroup_self(t->valuestring) : -EINVAL;
+			if (r < 0) {
+				*ret_error = runtime_error_jsonf(
+					"Runtime.SandboxError", "cannot enter cgroup '%s': %s",
+					cJSON_IsString(t) ? t->valuestring : "?", strerror(-r));
+				return r;
+			}
 		}
 		r = sandbox_enter(&sc, &e);
 		if (r < 0) {
