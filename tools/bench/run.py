@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 import time
 
-SANDBOX_NOTE = ("Where the sandboxed cold start goes: the sandbox's own work on the cold path is 0.2-0.4 ms (phase 2 in docs/SANDBOX.md; namespaces and the root are built in pre-forked spares). Most of the 8-10 ms difference is moving the instance into its cgroup: on this cgroup v1 host a write to cgroup.procs waits for an RCU grace period, 6-12 ms when no other move came just before (cgroups/README.md). The next step is to move spares into their own cgroups when they are forked, ahead of demand, and only write the function's limits on the cold path; on cgroup v2 hosts, CLONE_INTO_CGROUP.")
+SANDBOX_NOTE = ("Where the sandboxed cold start goes: namespaces, the root filesystem and the seccomp policy are built in pre-forked spares, off the cold path; what remains on it is phase 2 of the sandbox (0.2-0.4 ms: bind the code, pivot_root, uid, capabilities, the seccomp lock; docs/SANDBOX.md), creating the instance's cgroup with its limits (~0.3 ms), and the instance moving itself into it by writing 0 to the v1 tasks files (~20 us). Moving a process from outside (cgroup.procs) would wait for an RCU grace period, 6-12 ms after an idle spell on this host (cgroups/README.md); an earlier run that did that measured sandboxed cold p50 at 11.8 ms (python3) and 10.6 ms (native).")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
