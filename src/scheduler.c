@@ -627,7 +627,6 @@ static void instance_kill(struct instance *inst)
 	if (inst->state == INSTANCE_DEAD)
 		return;
 	struct fn_state *fn = inst->fn;
-	bool was_starting = inst->state == INSTANCE_STARTING;
 	inst->state = INSTANCE_DEAD;
 	fn->n_instances--;
 	if (inst->pid > 0 && !inst->have_status)
@@ -637,7 +636,6 @@ static void instance_kill(struct instance *inst)
 	/* Never finalize from here: callers are often inside this instance's own callbacks. The
 	 * timer finishes it on the next loop turn if the exit status is already known, else after
 	 * a grace period unless the status arrives first. */
-	(void)was_starting;
 	(void)loop_timer_start(inst->s->loop, &inst->timer,
 			       now_us() + (inst->have_status ? 0 : EXIT_STATUS_WAIT_US));
 	/* Capacity freed: someone queued may get a new instance. */
