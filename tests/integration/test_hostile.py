@@ -227,7 +227,10 @@ class TestHostile(SporeTestCase):
         name = name or fn_name(runtime, attack)
         if runtime == "python3":
             with open(os.path.join(HOSTILE_DIR, "python3", attack + ".py")) as f:
-                code = harness.py_package(f.read(), module=attack)
+                source = f.read()
+            with open(os.path.join(HOSTILE_DIR, "python3", "hostile_common.py")) as f:
+                common = f.read()
+            code = harness.py_package(source, module=attack, extra={"hostile_common.py": common})
             handler = attack + ".handler"
         else:
             with open(os.path.join(HOSTILE_NATIVE_DIR, attack + ".so"), "rb") as f:

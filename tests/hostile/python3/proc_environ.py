@@ -3,21 +3,9 @@
 pids (event.paths): nothing of the host's environment may come back."""
 import os
 
+from hostile_common import event_paths, try_read
+
 DEFAULT_PATHS = ["/proc/1/environ", "/proc/self/environ", "/proc/1/cmdline"]
-
-
-def try_read(path):
-    """{"what", "ok", "errno", "error"} plus "data" (up to 64 KiB as text, NULs as newlines; a
-    directory: its names) when it could be read."""
-    try:
-        if os.path.isdir(path):
-            data = "\n".join(sorted(os.listdir(path))[:64])
-        else:
-            with open(path, "rb") as f:
-                data = f.read(65536).replace(b"\0", b"\n").decode("utf-8", "replace")
-    except OSError as e:
-        return {"what": path, "ok": False, "errno": e.errno, "error": e.strerror or ""}
-    return {"what": path, "ok": True, "errno": 0, "error": "", "data": data}
 
 
 def own_initial_environ():
@@ -40,5 +28,5 @@ def own_initial_environ():
 
 
 def handler(event, context):
-    paths = (event or {}).get("paths") if isinstance(event, dict) else None
-    return {"results": [try_read(p) for p in (paths or DEFAULT_PATHS)] + [own_initial_environ()]}
+    paths = event_paths(event, DEFAULT_PATHS)
+    return {"results": [try_read(p) for p in paths] + [own_initial_environ()]}
