@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Read /proc/1/environ (PID 1 of the namespace is the instance itself) and the environment of host
 pids (event.paths): nothing of the host's environment may come back."""
-import os
 
 from hostile_common import event_paths, try_read
 
