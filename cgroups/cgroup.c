@@ -692,7 +692,7 @@ static int freeze(struct cgroup_manager *m, int fd, bool v2, bool on)
 	return 0;
 }
 
-int cgroup_kill(struct cgroup_manager *m, const char *path)
+static int kill_path(struct cgroup_manager *m, const char *path, bool wait)
 {
 	if (!m || !path_valid(path))
 		return -EINVAL;
@@ -754,7 +754,7 @@ int cgroup_kill(struct cgroup_manager *m, const char *path)
 			(void)freeze(m, frozen_v2 ? v2_fd : fr_fd, frozen_v2, false);
 			frozen = false;
 		}
-		if (m->fake)
+		if (m->fake || !wait)
 			break;
 		nap(&us);
 		r = collect_all(m, fds, &s);
@@ -775,6 +775,16 @@ out:
 		(void)safe_close(fds[i]);
 	free(s.p);
 	return r < 0 ? r : found;
+}
+
+int cgroup_kill(struct cgroup_manager *m, const char *path)
+{
+	return kill_path(m, path, true);
+}
+
+int cgroup_kill_nowait(struct cgroup_manager *m, const char *path)
+{
+	return kill_path(m, path, false);
 }
 
 /* ---- remove ---- */
@@ -986,6 +996,38 @@ int cgroup_open_v2_dir(struct cgroup_manager *m, const char *path)
 		return -EOPNOTSUPP;
 	int fd = openat(m->v2->base_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	return fd < 0 ? -errno : fd;
+}
+
+int cgroup_create_pool(struct cgroup_manager *m, const char *path, char **ret_abs_path)
+{
+	if (!m || !path_valid(path) || !ret_abs_path)
+		return -EINVAL;
+	if (!m->v2)
+		return -EOPNOTSUPP;
+	_cleanup_close_ int fd = -EBADF;
+	bool created;
+	int r = mkdir_path(m, m->v2, path, &fd, &created);
+	if (r < 0)
+		return r;
+	/* A hybrid host's unified tree has no controllers to enable. */
+	if (m->backend == CGROUP_BACKEND_V2 && m->ops->prepare_parent) {
+		r = m->ops->prepare_parent(m, m->v2, fd);
+		if (r < 0)
+			return r;
+	}
+	char link[64], target[PATH_MAX];
+	(void)snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= sizeof(target) - 1)
+		return -ENAMETOOLONG;
+	target[n] = '\0';
+	char *s = strdup(target);
+	if (!s)
+		return -ENOMEM;
+	*ret_abs_path = s;
+	return 0;
 }
 
 int cgroup_v2_id(struct cgroup_manager *m, const char *path, uint64_t *ret)

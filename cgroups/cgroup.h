@@ -123,6 +123,10 @@ int cgroup_self_attach_paths(struct cgroup_manager *m, const char *path, char **
  * missing cgroup gives 0. */
 int cgroup_kill(struct cgroup_manager *m, const char *path);
 
+/* The same kill, without the wait: for an event loop, which then retries cgroup_remove() until
+ * it stops failing with -EBUSY. Returns the number of processes found, or -errno. */
+int cgroup_kill_nowait(struct cgroup_manager *m, const char *path);
+
 /* Removes path and its descendants bottom-up in every hierarchy (kill first). Missing is
  * fine. -EBUSY: processes are still there. Returns the number of cgroups removed (the
  * largest count over the hierarchies). */
@@ -145,6 +149,12 @@ int cgroup_cpu_usage_ns(struct cgroup_manager *m, const char *path, uint64_t *re
 /* An O_PATH|O_DIRECTORY|O_CLOEXEC fd of path in the v2 (or unified) tree, for clone3()'s
  * CLONE_INTO_CGROUP (kernel >= 5.7). The caller owns it. -EOPNOTSUPP without a v2 tree. */
 int cgroup_open_v2_dir(struct cgroup_manager *m, const char *path);
+/* A pool for CLONE_INTO_CGROUP: creates path in the v2 (or unified) tree only, ready to hold
+ * child cgroups (v2: controllers enabled in its cgroup.subtree_control), and returns its
+ * absolute path (e.g. "/sys/fs/cgroup/unified/<own>/spore-1/pool-python3"), for a zygote that
+ * makes one child cgroup per instance and clones the instance into it. Its children are then
+ * paths "<path>/<child>" for every function here. -EOPNOTSUPP without a v2 tree. */
+int cgroup_create_pool(struct cgroup_manager *m, const char *path, char **ret_abs_path);
 /* The cgroup id of path in the v2 (or unified) tree, as bpf_get_current_cgroup_id() sees it
  * (its file handle; the inode number on a fake tree). -EOPNOTSUPP without a v2 tree. */
 int cgroup_v2_id(struct cgroup_manager *m, const char *path, uint64_t *ret);

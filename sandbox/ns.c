@@ -6,12 +6,22 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "sandbox-internal.h"
 #include "util/cleanup.h"
 
 #define SANDBOX_HOSTNAME "spore"
+
+/* clone3()'s argument (linux/sched.h, which clashes with glibc's sched.h), up to .cgroup. */
+struct ns_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+	uint64_t set_tid, set_tid_size, cgroup;
+};
+#define NS_CLONE_INTO_CGROUP 0x200000000ULL
 
 /* The zygote's own pid namespace, to return to after each fork. */
 static int pidns_fd = -EBADF;
@@ -27,9 +37,11 @@ int ns_pidns_open(void)
 /* unshare(CLONE_NEWPID) only changes where the caller's next child goes: fork() then makes the
  * child PID 1 of a fresh namespace, and setns() puts the zygote's children back in its own. A
  * raw clone(CLONE_NEWPID) would do it in one call but skip glibc's fork bookkeeping (the cached
- * tid, the robust list, atfork handlers such as OpenSSL's), which an embedded interpreter
- * relies on. */
-pid_t ns_fork_pid1(void)
+ * tid, the robust list, atfork handlers), so fork() is used unless the child must be cloned
+ * into a cgroup, which only clone3() can do. There atfork handlers do not run: the zygote
+ * calls its runtime's own before/after-fork hooks itself, and OpenSSL 3 (the one library in
+ * our zygotes that registers any) detects a fork by its pid. */
+pid_t ns_fork_pid1(int cgroup_fd)
 {
 	pid_t pid;
 	int r, saved;
@@ -39,7 +51,21 @@ pid_t ns_fork_pid1(void)
 		return r;
 	if (unshare(CLONE_NEWPID) < 0)
 		return -errno;
-	pid = fork();
+	if (cgroup_fd >= 0) {
+		/* CLONE_INTO_CGROUP (Linux 5.7): the child starts life in its cgroup, with no
+		 * migration (which would wait for an RCU grace period). The cost is a raw clone3():
+		 * glibc's fork bookkeeping is skipped. For a single-threaded zygote that means only
+		 * that the tid cached in the child's thread descriptor is the zygote's; glibc itself
+		 * asks the kernel for the tid where it matters (raise(), pthread_kill() of itself),
+		 * and the runtimes' own after-fork hooks still run (the zygote calls them). */
+		struct ns_clone_args a = {
+			.flags = NS_CLONE_INTO_CGROUP,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)cgroup_fd,
+		};
+		pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+	} else
+		pid = fork();
 	if (pid == 0) {
 		/* The zygote's fd: the child has no use for it, and must not return to it. */
 		pidns_fd = safe_close(pidns_fd);

@@ -39,7 +39,8 @@ extern void (*sandbox_step_hook)(const char *step, uint64_t nsec);
 
 /* ns.c */
 int ns_pidns_open(void);
-pid_t ns_fork_pid1(void);
+/* cgroup_fd >= 0: the child is cloned into that cgroup (an O_PATH fd of a v2 cgroup dir). */
+pid_t ns_fork_pid1(int cgroup_fd);
 int ns_unshare_mnt(struct sandbox_ctx *ctx);
 int ns_unshare_ipc(struct sandbox_ctx *ctx);
 int ns_unshare_uts(struct sandbox_ctx *ctx);

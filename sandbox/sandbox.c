@@ -81,7 +81,12 @@ int sandbox_init(const char *runtime, struct sandbox_error *ret_err)
 
 pid_t sandbox_clone_spare(void)
 {
-	return ns_fork_pid1();
+	return ns_fork_pid1(-EBADF);
+}
+
+pid_t sandbox_clone_spare_into(int cgroup_fd)
+{
+	return ns_fork_pid1(cgroup_fd);
 }
 
 static const struct step prepare_steps[] = {

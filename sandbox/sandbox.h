@@ -83,6 +83,10 @@ int sandbox_init(const char *runtime, struct sandbox_error *ret_err);
  *   - getppid() returns 0 in the child: use a pidfd of the zygote, not getppid(), to check
  *     that the parent is still alive. */
 pid_t sandbox_clone_spare(void);
+/* The same, but the child starts in the v2 cgroup cgroup_fd (an O_PATH|O_DIRECTORY fd) through
+ * clone3(CLONE_INTO_CGROUP), with no migration afterwards. Same return values; -ENOSYS or
+ * -EINVAL where the kernel lacks it (then use sandbox_clone_spare()). */
+pid_t sandbox_clone_spare_into(int cgroup_fd);
 
 /* Phase 1, in the child of sandbox_clone_spare(), before it idles: new mount, IPC, UTS and
  * network namespaces, a new session, the read-only system root built on opts->root_dir (the

@@ -6,7 +6,8 @@
  *    packet, each starting with struct zyg_hdr.
  *      zygote -> spored  ZYG_HELLO    struct zyg_hello, once, after the language is initialised
  *      spored -> zygote  ZYG_SPAWN    struct zyg_spawn + SCM_RIGHTS {chan, stdout, stderr}
- *      zygote -> spored  ZYG_SPAWNED  struct zyg_spawned (pid of the new instance, host pid ns)
+ *      zygote -> spored  ZYG_SPAWNED  struct zyg_spawned (pid of the new instance, host pid ns,
+ *                                     and the cgroup below --cgroup-pool it was cloned into)
  *      zygote -> spored  ZYG_SPAWN_FAILED struct zyg_spawned (pid = 0, error = -errno)
  *      zygote -> spored  ZYG_EXITED   struct zyg_exited (the zygote reaps its instances)
  *    The zygote exits when fd 3 reaches EOF and kills its instances then (PR_SET_PDEATHSIG).
@@ -55,11 +56,16 @@ struct zyg_spawn {
 	uint64_t token; /* chosen by spored, echoed back */
 };
 
+#define ZYG_CGROUP_MAX 48
+
 struct zyg_spawned {
 	struct zyg_hdr hdr;
 	uint64_t token;
 	int32_t pid;
 	int32_t error; /* 0 or -errno */
+	/* With --cgroup-pool: the child cgroup below the pool the instance was cloned into, now
+	 * spored's to limit, kill and remove; "" if none. NUL-terminated. */
+	char cgroup[ZYG_CGROUP_MAX];
 };
 
 struct zyg_exited {

@@ -64,7 +64,8 @@ struct instance {
 	uint32_t timeout_ms;
 	char runtime[16];
 	struct cgroup_limits limits;
-	char cgroup[112]; /* "fn-NAME/ID" once created, else "" */
+	char cgroup[112]; /* "fn-NAME/ID" once created (v2: "pool-RT/i-..." when cloned there) */
+	char v2cgroup[112]; /* hybrid host: the unified-tree cgroup it was cloned into, else "" */
 	char *init_json;  /* INST_INIT, sent once the instance is in its cgroup */
 	bool self_attach; /* the instance moves itself into its cgroup (INIT's cgroup_tasks) */
 	pid_t pid;
@@ -122,8 +123,17 @@ struct fn_state {
 	struct fn_state *next;
 };
 
+/* A cgroup that could not be removed yet (processes on their way out). */
+struct grave {
+	char *path;
+	uint64_t deadline_us;
+	struct grave *next;
+};
+
 struct sched {
 	struct loop *loop;
+	struct grave *graves, **graves_tail; /* removal retried in order: children first */
+	struct loop_timer grave_timer;
 	struct zygotes *zygotes;
 	struct registry *reg;
 	struct log_store *logs;
@@ -542,19 +552,77 @@ static void instance_unlink(struct instance *inst)
 		inst->next->prev = inst->prev;
 }
 
-/* Kills whatever is left in the instance's cgroup and removes it. */
+#define GRAVE_RETRY_US (20u * 1000u)
+#define GRAVE_GIVE_UP_US (10u * 1000000u)
+
+/* Removes a cgroup whose processes were just killed. The loop never waits for them to go: while
+ * the removal fails with EBUSY it is retried from a timer (in order, so children before their
+ * parent), and given up with a warning after GRAVE_GIVE_UP_US (the next spored's start-up
+ * cleanup removes it then). */
+static void cgroup_bury(struct sched *s, const char *path)
+{
+	struct cgroup_manager *cg = s->cfg.cgroups;
+	int r = s->graves ? -EBUSY : cgroup_remove(cg, path);
+	if (r != -EBUSY) {
+		if (r < 0)
+			log_warning_errno(r, "sched: cannot remove cgroup '%s': %m, ignoring", path);
+		return;
+	}
+	struct grave *g = calloc(1, sizeof(*g));
+	if (g && !(g->path = strdup(path))) {
+		free(g);
+		g = NULL;
+	}
+	if (!g) {
+		log_warning("sched: out of memory; cgroup '%s' is left for the next start", path);
+		return;
+	}
+	g->deadline_us = now_us() + GRAVE_GIVE_UP_US;
+	*s->graves_tail = g;
+	s->graves_tail = &g->next;
+	if (!loop_timer_armed(&s->grave_timer))
+		(void)loop_timer_start(s->loop, &s->grave_timer, now_us() + GRAVE_RETRY_US);
+}
+
+static void on_grave_timer(struct loop_timer *t)
+{
+	struct sched *s = (struct sched *)((char *)t - offsetof(struct sched, grave_timer));
+	uint64_t now = now_us();
+	while (s->graves) {
+		struct grave *g = s->graves;
+		(void)cgroup_kill_nowait(s->cfg.cgroups, g->path);
+		int r = cgroup_remove(s->cfg.cgroups, g->path);
+		if (r == -EBUSY && now < g->deadline_us)
+			break;
+		if (r < 0)
+			log_warning_errno(r, "sched: cannot remove cgroup '%s': %m, leaving it for the "
+					  "next start", g->path);
+		s->graves = g->next;
+		free(g->path);
+		free(g);
+	}
+	if (!s->graves)
+		s->graves_tail = &s->graves;
+	else
+		(void)loop_timer_start(s->loop, &s->grave_timer, now + GRAVE_RETRY_US);
+}
+
+/* Kills whatever is left in the instance's cgroups and removes them. */
 static void instance_cgroup_cleanup(struct instance *inst)
 {
 	struct cgroup_manager *cg = inst->s->cfg.cgroups;
-	if (!cg || !inst->cgroup[0])
+	if (!cg)
 		return;
-	int r = cgroup_kill(cg, inst->cgroup);
-	if (r < 0)
-		log_warning_errno(r, "sched: cannot empty cgroup '%s': %m, ignoring", inst->cgroup);
-	r = cgroup_remove(cg, inst->cgroup);
-	if (r < 0)
-		log_warning_errno(r, "sched: cannot remove cgroup '%s': %m, ignoring", inst->cgroup);
-	inst->cgroup[0] = 0;
+	char *paths[] = { inst->cgroup, inst->v2cgroup };
+	for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+		if (!paths[i][0])
+			continue;
+		int r = cgroup_kill_nowait(cg, paths[i]);
+		if (r < 0 && r != -ENOENT)
+			log_warning_errno(r, "sched: cannot kill cgroup '%s': %m, ignoring", paths[i]);
+		cgroup_bury(inst->s, paths[i]);
+		paths[i][0] = 0;
+	}
 }
 
 static void instance_release(struct instance *inst)
@@ -715,14 +783,38 @@ static void instance_exited(struct instance *inst, int status)
 	/* Otherwise the channel's EOF (which follows at once) finishes it. */
 }
 
-/* Puts a freshly spawned instance into its own cgroup, before it learns its function. */
-static int instance_enter_cgroup(struct instance *inst)
+/* Puts a freshly spawned instance into its own cgroup, before it learns its function.
+ * cloned_into: the v2 cgroup its zygote cloned it into (CLONE_INTO_CGROUP), or NULL.
+ *  - v1 (hybrid host): instance_start() made fn-NAME/ID with the limits and the instance moves
+ *    itself in (INIT's cgroup_tasks); the unified-tree cgroup it was cloned into is its v2
+ *    cgroup (the id BPF sees, and cgroup.kill).
+ *  - v2: the cgroup it was cloned into gets the limits and is its cgroup; without one,
+ *    fn-NAME/ID is made now and the instance moved there from here (an RCU grace period). */
+static int instance_enter_cgroup(struct instance *inst, const char *cloned_into)
 {
 	struct cgroup_manager *cg = inst->s->cfg.cgroups;
-	if (!cg || inst->self_attach)
+	if (!cg)
 		return 0;
-	const char *path = inst->cgroup; /* made by instance_start() */
-	int r = cgroup_attach(cg, path, inst->pid);
+	int r = 0;
+	const char *path = inst->cgroup;
+	if (cgroup_manager_backend(cg) == CGROUP_BACKEND_V2) {
+		if (cloned_into) {
+			snprintf(inst->cgroup, sizeof(inst->cgroup), "%s", cloned_into);
+			path = inst->cgroup;
+			r = cgroup_create(cg, path, &inst->limits);
+		} else {
+			snprintf(inst->cgroup, sizeof(inst->cgroup), "fn-%s/%s", inst->fn->name,
+				 inst->id);
+			r = cgroup_create(cg, path, &inst->limits);
+			if (r >= 0)
+				r = cgroup_attach(cg, path, inst->pid);
+		}
+	} else {
+		if (cloned_into)
+			snprintf(inst->v2cgroup, sizeof(inst->v2cgroup), "%s", cloned_into);
+		if (!inst->self_attach)
+			r = cgroup_attach(cg, path, inst->pid);
+	}
 	if (r < 0) {
 		log_error_errno(r, "sched: cannot put instance %s of '%s' into cgroup '%s': %m",
 				inst->id, inst->fn->name, path);
@@ -736,7 +828,7 @@ static int instance_enter_cgroup(struct instance *inst)
 	return r;
 }
 
-static void on_spawned(void *ud, uint64_t token, pid_t pid, int error)
+static void on_spawned(void *ud, uint64_t token, pid_t pid, int error, const char *cgroup)
 {
 	struct sched *s = ud;
 	struct instance *inst = instance_find_token(s, token);
@@ -744,6 +836,8 @@ static void on_spawned(void *ud, uint64_t token, pid_t pid, int error)
 		/* Its function went away meanwhile. */
 		if (pid > 0)
 			(void)kill(pid, SIGKILL);
+		if (cgroup && s->cfg.cgroups)
+			cgroup_bury(s, cgroup);
 		return;
 	}
 	if (pid > 0) {
@@ -751,9 +845,11 @@ static void on_spawned(void *ud, uint64_t token, pid_t pid, int error)
 		if (inst->state == INSTANCE_DEAD) {
 			if (!inst->have_status)
 				(void)kill(pid, SIGKILL);
+			if (cgroup && s->cfg.cgroups)
+				snprintf(inst->v2cgroup, sizeof(inst->v2cgroup), "%s", cgroup);
 			return;
 		}
-		if (instance_enter_cgroup(inst) < 0) {
+		if (instance_enter_cgroup(inst, cgroup) < 0) {
 			instance_kill(inst);
 			return;
 		}
@@ -824,19 +920,20 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 	 * else spored moves it once its pid is known (an RCU grace period: milliseconds). */
 	char cgpath[112] = "";
 	_cleanup_strv_free_ char **tasks = NULL;
-	if (cg) {
+	/* v2: the cgroup comes with the instance (instance_enter_cgroup()). */
+	if (cg && cgroup_manager_backend(cg) != CGROUP_BACKEND_V2) {
 		snprintf(cgpath, sizeof(cgpath), "fn-%s/%s", fn->name, id);
 		int k = cgroup_create(cg, cgpath, &limits);
 		if (k < 0)
 			return log_error_errno(k, "sched: cannot create cgroup '%s': %m", cgpath);
 		k = cgroup_self_attach_paths(cg, cgpath, &tasks);
-		if (k < 0 || !tasks[0] || cgroup_manager_backend(cg) == CGROUP_BACKEND_V2)
+		if (k < 0 || !tasks[0])
 			tasks = strv_free(tasks);
 	}
 
 	_cleanup_free_ char *code_dir = registry_code_dir(s->reg, fn->name, version);
 	if (!code_dir) {
-		if (cg)
+		if (cg && cgpath[0])
 			(void)cgroup_remove(cg, cgpath);
 		return -ENOMEM;
 	}
@@ -869,14 +966,14 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 	_cleanup_free_ char *init_json = ok ? cJSON_PrintUnformatted(init) : NULL;
 	cJSON_Delete(init);
 	if (!init_json) {
-		if (cg)
+		if (cg && cgpath[0])
 			(void)cgroup_remove(cg, cgpath);
 		return -ENOMEM;
 	}
 
 	struct instance *inst = calloc(1, sizeof(*inst));
 	if (!inst) {
-		if (cg)
+		if (cg && cgpath[0])
 			(void)cgroup_remove(cg, cgpath);
 		return -ENOMEM;
 	}
@@ -1184,9 +1281,7 @@ static void fn_free(struct sched *s, struct fn_state *fn, bool answer)
 	if (s->cfg.cgroups) {
 		char path[96];
 		snprintf(path, sizeof(path), "fn-%s", fn->name);
-		int r = cgroup_remove(s->cfg.cgroups, path);
-		if (r < 0)
-			log_warning_errno(r, "sched: cannot remove cgroup '%s': %m, ignoring", path);
+		cgroup_bury(s, path);
 	}
 	free(fn->name);
 	free(fn);
@@ -1255,6 +1350,8 @@ int sched_new(struct loop *l, struct zygotes *z, struct registry *reg, struct lo
 	s->reg = reg;
 	s->logs = logs;
 	s->cfg = *cfg;
+	s->graves_tail = &s->graves;
+	s->grave_timer.fn = on_grave_timer;
 	*ret = s;
 	return 0;
 }
@@ -1265,6 +1362,16 @@ struct sched *sched_free(struct sched *s)
 		return NULL;
 	while (s->fns)
 		fn_free(s, s->fns, false);
+	loop_timer_stop(s->loop, &s->grave_timer);
+	while (s->graves) {
+		/* Shutting down: now waiting is fine. */
+		struct grave *g = s->graves;
+		(void)cgroup_kill(s->cfg.cgroups, g->path);
+		(void)cgroup_remove(s->cfg.cgroups, g->path);
+		s->graves = g->next;
+		free(g->path);
+		free(g);
+	}
 	free(s);
 	return NULL;
 }

@@ -215,6 +215,8 @@ static int setup(struct daemon *d)
 	if (r < 0)
 		return log_oom();
 	sched_set_zygotes(d->sched, d->zygotes);
+	if (d->cgroups)
+		zygotes_set_cgroups(d->zygotes, d->cgroups);
 
 	/* Signals: blocked and read from a signalfd in the loop. */
 	sigset_t mask;

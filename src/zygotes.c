@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "loop.h"
 #include "proto.h"
 #include "util/cleanup.h"
@@ -68,6 +69,7 @@ struct zygote {
 	uint64_t spawned_at_us;
 	uint64_t backoff_us;
 	struct loop_timer restart;
+	char *cgroup_pool; /* absolute path of its pool in the v2 tree; NULL: none */
 	struct pending_spawn *waiting;   /* not sent yet (zygote not running) */
 	uint64_t *sent;                  /* tokens sent, not answered */
 	size_t n_sent, sent_cap;
@@ -78,6 +80,7 @@ struct zygotes {
 	struct zygote_callbacks cb;
 	unsigned spares;
 	char *sandbox_dir; /* NULL: no sandbox */
+	struct cgroup_manager *cgroups; /* NULL: no cgroup pools */
 	struct zygote zy[ELEMENTSOF(runtimes)];
 };
 
@@ -110,7 +113,7 @@ static void zygote_fail_sent(struct zygote *zy, int error)
 	uint64_t *sent = TAKE_PTR(zy->sent);
 	zy->n_sent = zy->sent_cap = 0;
 	for (size_t i = 0; i < n; i++)
-		zy->z->cb.spawned(zy->z->cb.userdata, sent[i], 0, error);
+		zy->z->cb.spawned(zy->z->cb.userdata, sent[i], 0, error, NULL);
 	free(sent);
 }
 
@@ -202,7 +205,7 @@ static void zygote_flush_waiting(struct zygote *zy)
 		uint64_t token = p->token;
 		pending_free(p);
 		if (r < 0)
-			zy->z->cb.spawned(zy->z->cb.userdata, token, 0, r);
+			zy->z->cb.spawned(zy->z->cb.userdata, token, 0, r, NULL);
 	}
 }
 
@@ -249,16 +252,29 @@ static void on_ctrl(void *ud, int res, uint32_t flags)
 			zygote_flush_waiting(zy);
 			break;
 		case ZYG_SPAWNED:
-		case ZYG_SPAWN_FAILED:
+		case ZYG_SPAWN_FAILED: {
 			if ((size_t)n < sizeof(m.spawned))
 				goto bad;
 			zygote_forget_sent(zy, m.spawned.token);
+			/* The child cgroup the instance was cloned into, as a path for cgroup.h. */
+			char cg[sizeof("pool-") + 32 + ZYG_CGROUP_MAX];
+			const char *cgp = NULL;
+			size_t cl = strnlen(m.spawned.cgroup, sizeof(m.spawned.cgroup));
+			if (m.hdr.type == ZYG_SPAWNED && zy->cgroup_pool && cl > 0 &&
+			    cl < sizeof(m.spawned.cgroup) && !memchr(m.spawned.cgroup, '/', cl) &&
+			    startswith(m.spawned.cgroup, "i-")) {
+				(void)snprintf(cg, sizeof(cg), "pool-%s/%s", zy->runtime,
+					       m.spawned.cgroup);
+				cgp = cg;
+			}
 			z->cb.spawned(z->cb.userdata, m.spawned.token,
 				      m.hdr.type == ZYG_SPAWNED ? m.spawned.pid : 0,
 				      m.hdr.type == ZYG_SPAWNED ? 0
 				      : m.spawned.error < 0	? m.spawned.error
-								: -EIO);
+								: -EIO,
+				      cgp);
 			break;
+		}
 		case ZYG_EXITED:
 			if ((size_t)n < sizeof(m.exited))
 				goto bad;
@@ -319,10 +335,23 @@ static int zygote_launch(struct zygote *zy)
 
 	char spares[16];
 	snprintf(spares, sizeof(spares), "%u", z->spares);
-	char *argv[] = { zy->path, (char *)"--spares", spares, NULL, NULL, NULL };
+	char *argv[] = { zy->path, (char *)"--spares", spares, NULL, NULL, NULL, NULL, NULL };
 	if (z->sandbox_dir) {
 		argv[3] = (char *)"--sandbox-dir";
 		argv[4] = z->sandbox_dir;
+		if (z->cgroups && !zy->cgroup_pool) {
+			/* Made once; a restarted zygote clears out what its predecessor left. */
+			char name[64];
+			(void)snprintf(name, sizeof(name), "pool-%s", zy->runtime);
+			int k = cgroup_create_pool(z->cgroups, name, &zy->cgroup_pool);
+			if (k < 0 && k != -EOPNOTSUPP)
+				log_warning_errno(k, "zygotes: cannot create cgroup pool '%s', spored "
+						  "will move instances into their cgroups: %m", name);
+		}
+		if (zy->cgroup_pool) {
+			argv[5] = (char *)"--cgroup-pool";
+			argv[6] = zy->cgroup_pool;
+		}
 	}
 	pid_t pid;
 	_cleanup_strv_free_ char **env = zygote_environment();
@@ -430,10 +459,16 @@ struct zygotes *zygotes_free(struct zygotes *z)
 			(void)waitpid(zy->pid, NULL, 0);
 		}
 		free(zy->path);
+		free(zy->cgroup_pool);
 	}
 	free(z->sandbox_dir);
 	free(z);
 	return NULL;
+}
+
+void zygotes_set_cgroups(struct zygotes *z, struct cgroup_manager *cg)
+{
+	z->cgroups = cg;
 }
 
 bool zygotes_has_runtime(const struct zygotes *z, const char *runtime)

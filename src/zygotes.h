@@ -27,8 +27,10 @@ struct zygote_info {
 };
 
 struct zygote_callbacks {
-	/* An instance was forked (pid > 0) or could not be (error < 0). */
-	void (*spawned)(void *userdata, uint64_t token, pid_t pid, int error);
+	/* An instance was forked (pid > 0) or could not be (error < 0). cgroup: the cgroup
+	 * (a path for cgroup.h, "pool-RUNTIME/i-...") it was cloned into, now the caller's to
+	 * limit, kill and remove; NULL if none. */
+	void (*spawned)(void *userdata, uint64_t token, pid_t pid, int error, const char *cgroup);
 	/* A zygote reaped one of its instances. */
 	void (*exited)(void *userdata, pid_t pid, int status);
 	void *userdata;
@@ -43,6 +45,12 @@ int zygotes_new(struct loop *l, const char *runtime_dir, unsigned spares, const 
 /* Stops every zygote (closing its control socket, then SIGKILL after a grace period) and reaps
  * them. */
 struct zygotes *zygotes_free(struct zygotes *z);
+
+/* With a sandbox: every sandboxed instance is cloned (CLONE_INTO_CGROUP) into a fresh cgroup
+ * below "pool-RUNTIME" in cg's v2 tree (the unified tree of a hybrid host), reported by
+ * callbacks.spawned. Call before zygotes_start(); cg must outlive z. */
+struct cgroup_manager;
+void zygotes_set_cgroups(struct zygotes *z, struct cgroup_manager *cg);
 
 /* Starts the zygotes of all known runtimes. Fails if a zygote binary is missing. */
 int zygotes_start(struct zygotes *z);

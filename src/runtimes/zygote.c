@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -54,6 +55,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 static char zname[48] = "zygote";
 /* --sandbox-dir: where spares build their root; NULL = instances are not sandboxed. */
 static const char *sandbox_dir;
+/* --cgroup-pool: a v2 cgroup directory; every sandboxed child is cloned into a fresh child cgroup
+ * of it (CLONE_INTO_CGROUP), which spored takes over with the instance. -EBADF: none. */
+static const char *cgroup_pool;
+static int pool_fd = -EBADF;
+static uint64_t pool_seq;
 
 static void *mfree(void *p)
 {
@@ -63,6 +69,7 @@ static void *mfree(void *p)
 
 struct spare {
 	pid_t pid;
+	char cgroup[ZYG_CGROUP_MAX]; /* its cgroup below --cgroup-pool; "" if none */
 	int fd; /* the zygote's end of the socketpair; -EBADF once the spare is gone */
 	bool ready; /* prefaulted and waiting for SPARE_GO */
 };
@@ -719,7 +726,55 @@ static void child_setup(struct zygote *z)
 		_exit(0);
 }
 
-static pid_t zygote_fork(struct zygote *z)
+/* A fresh child cgroup of the pool: its O_PATH fd, its name in name[]. */
+static int pool_cgroup_new(char name[ZYG_CGROUP_MAX])
+{
+	int fd, r;
+
+	(void)snprintf(name, ZYG_CGROUP_MAX, "i-%d-%" PRIu64, (int)getpid(), ++pool_seq);
+	if (mkdirat(pool_fd, name, 0755) < 0)
+		return -errno;
+	fd = openat(pool_fd, name, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		(void)unlinkat(pool_fd, name, AT_REMOVEDIR);
+		return r;
+	}
+	return fd;
+}
+
+/* rmdir of a child cgroup the zygote made and never handed over (a spare that died). Its
+ * processes may still be on their way out: then the next zygote, or spored, removes it. */
+static void pool_cgroup_remove(char name[ZYG_CGROUP_MAX])
+{
+	if (pool_fd >= 0 && name[0])
+		(void)unlinkat(pool_fd, name, AT_REMOVEDIR);
+	name[0] = '\0';
+}
+
+/* At start: the empty child cgroups a dead zygote of this runtime left behind. */
+static void pool_cleanup(void)
+{
+	_cleanup_close_ int fd = -EBADF;
+	DIR *d;
+	struct dirent *de;
+
+	fd = openat(pool_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d)
+		return;
+	TAKE_FD(fd);
+	while ((de = readdir(d)))
+		if (de->d_type == DT_DIR && startswith(de->d_name, "i-"))
+			(void)unlinkat(pool_fd, de->d_name, AT_REMOVEDIR); /* EBUSY: in use */
+	(void)closedir(d);
+}
+
+/* Returns the child's pid (0 in the child), or -errno. cg[] gets the child cgroup it was
+ * cloned into ("" if none). */
+static pid_t zygote_fork(struct zygote *z, char cg[ZYG_CGROUP_MAX])
 {
 	pid_t pid;
 	int saved;
@@ -728,8 +783,29 @@ static pid_t zygote_fork(struct zygote *z)
 		z->ops->before_fork();
 	/* Sandboxed children are PID 1 of their own pid, mount, IPC, UTS and network namespaces;
 	 * they build their root now, ahead of demand (sandbox/sandbox.h). */
-	pid = sandbox_dir ? sandbox_clone_spare() : fork();
+	cg[0] = '\0';
+	if (sandbox_dir && pool_fd >= 0) {
+		_cleanup_close_ int fd = pool_cgroup_new(cg);
+
+		if (fd < 0) {
+			pid = fd;
+			cg[0] = '\0';
+		} else {
+			pid = sandbox_clone_spare_into(fd);
+			if (pid == -ENOSYS || pid == -EINVAL || pid == -E2BIG) {
+				/* No CLONE_INTO_CGROUP here: spored moves instances itself. */
+				log_warning_errno(pid, "%s: clone3(CLONE_INTO_CGROUP) failed, "
+					       "cloning without it: %m", zname);
+				pool_cgroup_remove(cg);
+				pool_fd = safe_close(pool_fd);
+				pid = sandbox_clone_spare();
+			} else if (pid < 0)
+				pool_cgroup_remove(cg);
+		}
+	} else
+		pid = sandbox_dir ? sandbox_clone_spare() : fork();
 	if (pid == 0) {
+		pool_fd = safe_close(pool_fd);
 		if (z->ops->after_fork_child)
 			z->ops->after_fork_child();
 		child_setup(z);
@@ -750,6 +826,8 @@ static pid_t zygote_fork(struct zygote *z)
 		errno = -pid;
 		pid = -1;
 	}
+	if (pid < 0)
+		cg[0] = '\0';
 	saved = errno;
 	if (z->ops->after_fork_parent)
 		z->ops->after_fork_parent();
@@ -763,9 +841,11 @@ static int spare_add(struct zygote *z)
 
 	if (z->n_spares >= SPARES_MAX)
 		return -ENOSPC;
+	char cg[ZYG_CGROUP_MAX];
+
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	pid = zygote_fork(z);
+	pid = zygote_fork(z, cg);
 	if (pid < 0) {
 		(void)close(sv[0]);
 		(void)close(sv[1]);
@@ -774,7 +854,8 @@ static int spare_add(struct zygote *z)
 	if (pid == 0)
 		spare_run(z, sv[1]);
 	(void)close(sv[1]);
-	z->spares[z->n_spares++] = (struct spare){ .pid = pid, .fd = sv[0] };
+	z->spares[z->n_spares] = (struct spare){ .pid = pid, .fd = sv[0] };
+	memcpy(z->spares[z->n_spares++].cgroup, cg, sizeof(cg));
 	return 0;
 }
 
@@ -809,8 +890,9 @@ static bool instance_remove(struct zygote *z, pid_t pid)
 }
 
 /* Returns the pid of the instance now holding fds (the caller still closes its copies), or
- * -errno. A ready spare is used if there is one, else a fresh fork. */
-static pid_t spawn_instance(struct zygote *z, const int fds[3])
+ * -errno; cg[] gets the name of its cgroup below --cgroup-pool ("" if none), which is spored's
+ * from now on. A ready spare is used if there is one, else a fresh fork. */
+static pid_t spawn_instance(struct zygote *z, const int fds[3], char cg[ZYG_CGROUP_MAX])
 {
 	const char go = SPARE_GO;
 	pid_t pid = 0;
@@ -827,11 +909,13 @@ static pid_t spawn_instance(struct zygote *z, const int fds[3])
 		if (r < 0)
 			continue; /* it died; reaped later and never reported */
 		pid = s->pid;
+		memcpy(cg, s->cgroup, ZYG_CGROUP_MAX);
+		s->cgroup[0] = '\0';
 		spare_remove(z, i);
 		break;
 	}
 	if (pid == 0) {
-		pid = zygote_fork(z);
+		pid = zygote_fork(z, cg);
 		if (pid < 0)
 			return pid;
 		if (pid == 0)
@@ -870,6 +954,7 @@ static void reap(struct zygote *z)
 			break;
 		for (size_t i = 0; i < z->n_spares; i++)
 			if (z->spares[i].pid == pid) {
+				pool_cgroup_remove(z->spares[i].cgroup);
 				spare_remove(z, i);
 				spare = true;
 				break;
@@ -920,7 +1005,7 @@ static int handle_ctl(struct zygote *z)
 	else if (n_fds != 3)
 		reply.error = -EBADMSG;
 	else {
-		pid = spawn_instance(z, fds);
+		pid = spawn_instance(z, fds, reply.cgroup);
 		if (pid < 0)
 			reply.error = pid;
 		else {
@@ -1000,6 +1085,7 @@ static void zygote_done(struct zygote *z)
 	z->n_instances = z->cap_instances = z->n_spares = 0;
 	z->sigfd = safe_close(z->sigfd);
 	z->ctl = safe_close(z->ctl);
+	pool_fd = safe_close(pool_fd);
 }
 
 static int check_ctl(int fd)
@@ -1021,16 +1107,19 @@ static void help(const char *name)
 	       "  -h --help            show this help\n"
 	       "     --spares N        pre-forked spare instances to keep (0-%d, default %d)\n"
 	       "     --no-prefault     do not prefault spare memory\n"
+	       "     --sandbox-dir DIR where sandboxed spares build their root\n"
+	       "     --cgroup-pool DIR clone each sandboxed child into a new v2 cgroup below DIR\n"
 	       "     --log-level LVL   debug, info, notice, warning, error (default info)\n",
 	       name, SPARES_MAX, SPARES_DEFAULT);
 }
 
 static int parse_argv(struct zygote *z, int argc, char *argv[])
 {
-	enum { ARG_SPARES = 0x100, ARG_NO_PREFAULT, ARG_LOG_LEVEL, ARG_SANDBOX_DIR };
+	enum { ARG_SPARES = 0x100, ARG_NO_PREFAULT, ARG_LOG_LEVEL, ARG_SANDBOX_DIR, ARG_CGROUP_POOL };
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "sandbox-dir", required_argument, NULL, ARG_SANDBOX_DIR },
+		{ "cgroup-pool", required_argument, NULL, ARG_CGROUP_POOL },
 		{ "spares", required_argument, NULL, ARG_SPARES },
 		{ "no-prefault", no_argument, NULL, ARG_NO_PREFAULT },
 		{ "log-level", required_argument, NULL, ARG_LOG_LEVEL },
@@ -1067,6 +1156,14 @@ static int parse_argv(struct zygote *z, int argc, char *argv[])
 				return -EINVAL;
 			}
 			sandbox_dir = optarg;
+			break;
+		case ARG_CGROUP_POOL:
+			if (optarg[0] != '/') {
+				log_error("%s: --cgroup-pool: must be an absolute path: '%s'", zname,
+					  optarg);
+				return -EINVAL;
+			}
+			cgroup_pool = optarg;
 			break;
 		case ARG_LOG_LEVEL:
 			r = log_level_from_string(optarg);
@@ -1128,6 +1225,14 @@ int zygote_main(const struct runtime_ops *ops, int argc, char *argv[])
 		log_error_errno(r, "%s: Failed to initialise the %s runtime: %m", zname, ops->name);
 		zygote_done(&z);
 		return 1;
+	}
+	if (sandbox_dir && cgroup_pool) {
+		pool_fd = open(cgroup_pool, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (pool_fd < 0)
+			log_warning_errno(errno, "%s: cannot open --cgroup-pool %s, ignoring: %m",
+					  zname, cgroup_pool);
+		else
+			pool_cleanup();
 	}
 	if (sandbox_dir) {
 		struct sandbox_error e = { 0 };
