@@ -694,6 +694,52 @@ static void test_v2_limits(void **state)
 	assert_false(exists("%s/x/y/spore/fn-hello", f->root));
 }
 
+/* A pool for CLONE_INTO_CGROUP: made in the v2 tree only, ready for children (controllers on for
+ * them on a v2 host, none to enable in a hybrid host's unified tree), its absolute path given. */
+static void test_pool(void **state)
+{
+	struct fake *f = *state;
+	char *abs = NULL;
+	char want[512];
+
+	fake_v2(f, 0);
+	assert_int_equal(fake_new(f, CGROUP_BACKEND_V2, true), 0);
+	assert_int_equal(cgroup_create_pool(f->m, "pool-python3", &abs), 0);
+	(void)snprintf(want, sizeof(want), "%s/x/y/spore/pool-python3", f->root);
+	assert_string_equal(abs, want);
+	free(abs);
+	abs = NULL;
+	assert_string_equal(get("%s/x/y/spore/pool-python3/cgroup.subtree_control", f->root),
+			    "+cpu +memory +pids");
+	/* A zygote's child cgroup: the limits go onto it as onto any other. */
+	assert_int_equal(cgroup_create(f->m, "pool-python3/i-1-1",
+				       &(struct cgroup_limits){ .memory_max = 32 * MiB }),
+			 0);
+	assert_string_equal(get("%s/x/y/spore/pool-python3/i-1-1/memory.max", f->root), "33554432");
+	assert_int_equal(cgroup_kill_nowait(f->m, "pool-python3/i-1-1"), 0);
+	assert_int_equal(cgroup_kill_nowait(f->m, "pool-python3/missing"), 0);
+	assert_int_equal(cgroup_create_pool(f->m, "../x", &abs), -EINVAL);
+	assert_null(abs);
+	assert_int_equal(cgroup_remove(f->m, "pool-python3"), 2);
+}
+
+static void test_pool_hybrid(void **state)
+{
+	struct fake *f = *state;
+	char *abs = NULL;
+	char want[512];
+
+	fake_v1(f, F_V1_DEFAULT);
+	assert_int_equal(fake_new(f, CGROUP_BACKEND_V1, true), 0);
+	assert_int_equal(cgroup_create_pool(f->m, "pool-native", &abs), 0);
+	(void)snprintf(want, sizeof(want), "%s/unified/", f->root);
+	assert_true(startswith(abs, want));
+	assert_non_null(strstr(abs, "/spore/pool-native"));
+	free(abs);
+	assert_false(exists("%s/memory/process_api/abc/spore/pool-native", f->root));
+	assert_int_equal(cgroup_remove(f->m, "pool-native"), 1);
+}
+
 static void test_v2_delegation(void **state)
 {
 	struct fake *f = *state;
@@ -1370,6 +1416,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_fake, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_v2_limits, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_v2_delegation, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_pool, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_hybrid, fake_setup, fake_teardown),
 	};
 	const struct CMUnitTest real_tests[] = {
 		cmocka_unit_test_teardown(test_real_limit_files, real_test_teardown),
