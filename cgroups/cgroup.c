@@ -981,6 +981,19 @@ int cgroup_memory_peak(struct cgroup_manager *m, const char *path, uint64_t *ret
 	return m->ops->memory_peak(m, path, ret);
 }
 
+int cgroup_memory_current(struct cgroup_manager *m, const char *path, uint64_t *ret)
+{
+	if (!m || !path_valid(path) || !ret)
+		return -EINVAL;
+	struct cg_hierarchy *h = cg_find(m, CGROUP_CTRL_MEMORY);
+	if (!h)
+		return -EOPNOTSUPP;
+	_cleanup_close_ int fd = cg_open_path(h, path);
+	if (fd < 0)
+		return fd;
+	return cg_read_u64(fd, h->v2 ? "memory.current" : "memory.usage_in_bytes", ret);
+}
+
 int cgroup_cpu_usage_ns(struct cgroup_manager *m, const char *path, uint64_t *ret)
 {
 	if (!m || !path_valid(path) || !ret)

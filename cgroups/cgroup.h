@@ -143,6 +143,8 @@ int cgroup_oom_kills(struct cgroup_manager *m, const char *path, uint64_t *ret);
 /* Peak memory in bytes: v1 memory.max_usage_in_bytes; v2 memory.peak (kernel >= 5.19), else
  * memory.current. */
 int cgroup_memory_peak(struct cgroup_manager *m, const char *path, uint64_t *ret);
+/* Memory charged now in bytes: v1 memory.usage_in_bytes; v2 memory.current. */
+int cgroup_memory_current(struct cgroup_manager *m, const char *path, uint64_t *ret);
 /* CPU time in ns: v1 cpuacct.usage, else the unified tree's cpu.stat; v2 cpu.stat usage_usec. */
 int cgroup_cpu_usage_ns(struct cgroup_manager *m, const char *path, uint64_t *ret);
 

@@ -14,6 +14,7 @@
 #include "logs.h"
 #include "loop.h"
 #include "manifest.h"
+#include "metrics.h"
 #include "registry.h"
 #include "route.h"
 #include "scheduler.h"
@@ -455,7 +456,9 @@ static void invoke_done(void *ud, const struct invoke_result *r)
 {
 	struct pending_invoke *p = ud;
 	char extra[256] = "";
-	if (r->reached)
+	if (r->status == 429)
+		snprintf(extra, sizeof(extra), "Retry-After: 1\r\n");
+	else if (r->reached)
 		snprintf(extra, sizeof(extra),
 			 "X-Spore-Version: %u\r\nX-Spore-Cold-Start: %s\r\nX-Spore-Duration-Us: %llu\r\n"
 			 "X-Spore-Request-Id: %s\r\n",
@@ -520,10 +523,19 @@ static void route_invoke(struct api *a, struct conn *c, const struct route_match
 		conn_set_abort(c, NULL, NULL);
 		conn_unref(c);
 		free(p);
-		if (r == -EAGAIN)
-			respond_error(c, 429, "too_many_requests",
-				      "function '%s' has %u invocations queued already; try again later",
-				      f->name, a->d.config->queue_max);
+		if (r == -EAGAIN) {
+			cJSON *j = cJSON_CreateObject();
+			char msg[256];
+			snprintf(msg, sizeof(msg),
+				 "function '%s' has %u invocations queued already; try again later",
+				 f->name, a->d.config->queue_max);
+			if (j && (!cJSON_AddStringToObject(j, "error", "throttled") ||
+				  !cJSON_AddStringToObject(j, "message", msg))) {
+				cJSON_Delete(j);
+				j = NULL;
+			}
+			respond_json(c, 429, j, "Retry-After: 1\r\n");
+		}
 		else if (r == -ENOENT)
 			respond_error(c, 404, "not_found", "function '%s' version does not exist",
 				      f->name);
@@ -635,6 +647,41 @@ static bool authorized(struct api *a, struct conn *c, const struct http_request 
 	return true;
 }
 
+/* --- metrics ------------------------------------------------------------------------------- */
+
+static void route_metrics(struct api *a, struct conn *c)
+{
+	struct buf out = BUF_INIT;
+	if (metrics_prometheus(a->d.meter, &out) < 0) {
+		buf_done(&out);
+		respond_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	(void)conn_respond(c, 200, METRICS_PROMETHEUS_CONTENT_TYPE, out.data, out.len,
+			   NULL);
+	buf_done(&out);
+}
+
+static void route_stats(struct api *a, struct conn *c, const struct route_match *m)
+{
+	const struct fn_record *f = find_function(a, c, m);
+	if (!f)
+		return;
+	cJSON *j = NULL;
+	int r = metrics_fn_json(a->d.meter, f->name, &j);
+	if (r == -ENOENT) {
+		/* Deployed, never invoked in this spored: all zero. */
+		j = cJSON_CreateObject();
+		if (j && (!cJSON_AddStringToObject(j, "name", f->name) ||
+			  !cJSON_AddNumberToObject(j, "requests", 0))) {
+			cJSON_Delete(j);
+			j = NULL;
+		}
+	} else if (r < 0)
+		j = NULL;
+	respond_json(c, 200, j, NULL);
+}
+
 void api_handle(struct conn *c, struct http_request *req, void *userdata)
 {
 	struct api *a = userdata;
@@ -688,6 +735,15 @@ void api_handle(struct conn *c, struct http_request *req, void *userdata)
 		break;
 	case ROUTE_FUNCTION_LOGS:
 		route_logs(a, c, &m, req);
+		break;
+	case ROUTE_METRICS:
+		route_metrics(a, c);
+		break;
+	case ROUTE_METRICS_JSON:
+		respond_json(c, 200, metrics_json(a->d.meter), NULL);
+		break;
+	case ROUTE_FUNCTION_STATS:
+		route_stats(a, c, &m);
 		break;
 	default:
 		respond_error(c, 500, "internal", "unhandled route");

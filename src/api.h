@@ -21,6 +21,7 @@ struct api_deps {
 	struct sched *sched;
 	struct zygotes *zygotes;
 	struct log_store *logs;
+	struct meter *meter;
 };
 
 int api_new(const struct api_deps *deps, struct api **ret);

@@ -69,6 +69,8 @@ static const struct key_def keys[] = {
 	{ "sandbox_dir", KEY_PATH, FIELD(sandbox_dir), 0, 0, false },
 	{ "sandbox_uid_min", KEY_U32, FIELD(sandbox_uid_min), 1000, 4000000000u, false },
 	{ "sandbox_uid_count", KEY_U32, FIELD(sandbox_uid_count), 1, 1000000, false },
+	{ "metering_bpf", KEY_BOOL, FIELD(metering_bpf), 0, 0, false },
+	{ "bpf_pin_dir", KEY_PATH, FIELD(bpf_pin_dir), 0, 0, false },
 };
 
 static const struct key_def *key_find(const char *key)
@@ -96,6 +98,7 @@ void config_done(struct spore_config *c)
 	free(c->api_token);
 	free(c->runtime_dir);
 	free(c->sandbox_dir);
+	free(c->bpf_pin_dir);
 	*c = (struct spore_config){};
 }
 
@@ -120,8 +123,10 @@ int config_init(struct spore_config *c)
 		.sandbox = true,
 		.sandbox_uid_min = 200000,
 		.sandbox_uid_count = 65536,
+		.metering_bpf = true,
 	};
 	c->sandbox_dir = strdup(SPORE_DEFAULT_SANDBOX_DIR);
+	c->bpf_pin_dir = strdup("/sys/fs/bpf/spore");
 	c->state_dir = strdup(SPORE_DEFAULT_STATE_DIR);
 	c->api_socket = strdup(SPORE_DEFAULT_API_SOCKET);
 	c->runtime_dir = strdup(SPORE_RUNTIME_DIR);
@@ -130,7 +135,8 @@ int config_init(struct spore_config *c)
 		c->listen[0] = strdup(SPORE_DEFAULT_LISTEN);
 		c->n_listen = c->listen[0] ? 1 : 0;
 	}
-	if (!c->state_dir || !c->api_socket || !c->runtime_dir || c->n_listen != 1) {
+	if (!c->state_dir || !c->api_socket || !c->runtime_dir || !c->sandbox_dir ||
+	    !c->bpf_pin_dir || c->n_listen != 1) {
 		config_done(c);
 		return -ENOMEM;
 	}

@@ -14,6 +14,9 @@ enum shape {
 	SHAPE_ROLLBACK,  /* /v1/functions/{name}/rollback */
 	SHAPE_INVOKE,    /* /v1/functions/{name}/invoke */
 	SHAPE_LOGS,      /* /v1/functions/{name}/logs */
+	SHAPE_METRICS,   /* /metrics */
+	SHAPE_V1_METRICS, /* /v1/metrics */
+	SHAPE_STATS,     /* /v1/functions/{name}/stats */
 };
 
 static const struct {
@@ -29,6 +32,10 @@ static const struct {
 	{ SHAPE_FUNCTION, "GET", ROUTE_FUNCTION_GET, true },
 	{ SHAPE_FUNCTION, "PUT", ROUTE_FUNCTION_PUT, true },
 	{ SHAPE_FUNCTION, "DELETE", ROUTE_FUNCTION_DELETE, true },
+	{ SHAPE_FUNCTION, "PATCH", ROUTE_FUNCTION_PATCH, true },
+	{ SHAPE_METRICS, "GET", ROUTE_METRICS, false },
+	{ SHAPE_V1_METRICS, "GET", ROUTE_METRICS_JSON, true },
+	{ SHAPE_STATS, "GET", ROUTE_FUNCTION_STATS, true },
 	{ SHAPE_ROLLBACK, "POST", ROUTE_FUNCTION_ROLLBACK, true },
 	{ SHAPE_INVOKE, "POST", ROUTE_FUNCTION_INVOKE, false },
 	{ SHAPE_LOGS, "GET", ROUTE_FUNCTION_LOGS, true },
@@ -38,10 +45,13 @@ static const char *const allow[] = {
 	[SHAPE_HEALTHZ] = "GET, HEAD",
 	[SHAPE_RUNTIMES] = "GET",
 	[SHAPE_FUNCTIONS] = "GET",
-	[SHAPE_FUNCTION] = "GET, PUT, DELETE",
+	[SHAPE_FUNCTION] = "GET, PUT, PATCH, DELETE",
 	[SHAPE_ROLLBACK] = "POST",
 	[SHAPE_INVOKE] = "POST",
 	[SHAPE_LOGS] = "GET",
+	[SHAPE_METRICS] = "GET",
+	[SHAPE_V1_METRICS] = "GET",
+	[SHAPE_STATS] = "GET",
 };
 
 /* Splits path into a shape and name; -ENOENT if it has none. A single trailing '/' is allowed. */
@@ -56,6 +66,14 @@ static int path_shape(const char *path, enum shape *ret_shape, struct route_matc
 	}
 	if (len == 12 && strncmp(path, "/v1/runtimes", 12) == 0) {
 		*ret_shape = SHAPE_RUNTIMES;
+		return 0;
+	}
+	if (len == 8 && strncmp(path, "/metrics", 8) == 0) {
+		*ret_shape = SHAPE_METRICS;
+		return 0;
+	}
+	if (len == 11 && strncmp(path, "/v1/metrics", 11) == 0) {
+		*ret_shape = SHAPE_V1_METRICS;
 		return 0;
 	}
 	static const char prefix[] = "/v1/functions";
@@ -86,6 +104,8 @@ static int path_shape(const char *path, enum shape *ret_shape, struct route_matc
 			*ret_shape = SHAPE_INVOKE;
 		else if (sl == 4 && strncmp(sub, "logs", 4) == 0)
 			*ret_shape = SHAPE_LOGS;
+		else if (sl == 5 && strncmp(sub, "stats", 5) == 0)
+			*ret_shape = SHAPE_STATS;
 		else
 			return -ENOENT;
 	}

@@ -14,6 +14,10 @@ enum route_id {
 	ROUTE_FUNCTION_INVOKE,
 	ROUTE_FUNCTION_LOGS,
 	ROUTE_RUNTIMES,
+	ROUTE_METRICS,          /* GET /metrics: Prometheus */
+	ROUTE_METRICS_JSON,     /* GET /v1/metrics */
+	ROUTE_FUNCTION_STATS,   /* GET /v1/functions/{name}/stats */
+	ROUTE_FUNCTION_PATCH,   /* PATCH /v1/functions/{name}: scaling settings */
 	_ROUTE_MAX,
 	_ROUTE_INVALID = -22,
 };

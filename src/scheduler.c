@@ -23,6 +23,7 @@
 #include "util/json.h"
 #include "zygotes.h"
 #include "cgroup.h"
+#include "meter.h"
 
 /* How long a dead instance's channel waits for its exit status before we answer anyway. */
 #define EXIT_STATUS_WAIT_US (1000u * 1000u)
@@ -66,6 +67,7 @@ struct instance {
 	struct cgroup_limits limits;
 	char cgroup[112]; /* "fn-NAME/ID" once created (v2: "pool-RT/i-..." when cloned there) */
 	char v2cgroup[112]; /* hybrid host: the unified-tree cgroup it was cloned into, else "" */
+	uint64_t cgroup_id; /* its v2 cgroup id, mapped to the function in the meter; 0: none */
 	char *init_json;  /* INST_INIT, sent once the instance is in its cgroup */
 	bool self_attach; /* the instance moves itself into its cgroup (INIT's cgroup_tasks) */
 	pid_t pid;
@@ -107,6 +109,7 @@ struct invocation {
 	uint64_t started_us;
 	struct instance *inst;
 	bool queued;
+	int meter_kind; /* enum spore_err_kind + 1 where the answer's kind does not tell; 0 */
 	struct loop_timer queue_timer; /* queue_timeout_ms after it was queued */
 	struct invocation *prev, *next;
 };
@@ -120,6 +123,9 @@ struct fn_state {
 	struct invocation *q_head, *q_tail;
 	size_t q_len;
 	bool pumping, pump_again;
+	struct spore_fn_stats *stats; /* the meter's slot for this function, NULL without one */
+	uint32_t slot;
+	uint64_t cpu_gone_ns; /* fallback CPU figure: what instances now gone had used */
 	struct fn_state *next;
 };
 
@@ -247,10 +253,48 @@ static void invocation_free(struct invocation *inv)
 	free(inv);
 }
 
+/* --- meter --------------------------------------------------------------------------------- */
+
+/* The error kind of an answer, for the meter: the "error" member error_body() puts first. */
+static int meter_kind(int status, const char *body, size_t len)
+{
+	static const char prefix[] = "{\"error\":\"";
+	if (status < 400)
+		return METER_OK;
+	if (!body || len <= sizeof(prefix) - 1 || memcmp(body, prefix, sizeof(prefix) - 1) != 0)
+		return SPORE_ERR_OTHER;
+	const char *k = body + sizeof(prefix) - 1;
+	const char *e = memchr(k, '"', len - (sizeof(prefix) - 1));
+	char kind[32];
+	if (!e || (size_t)(e - k) >= sizeof(kind))
+		return SPORE_ERR_OTHER;
+	memcpy(kind, k, (size_t)(e - k));
+	kind[e - k] = 0;
+	enum spore_err_kind r = meter_err_kind_from_string(kind);
+	return r < 0 ? SPORE_ERR_OTHER : (int)r;
+}
+
+/* The gauges, recomputed from the scheduler's own state after every change of it. */
+static void fn_gauges(struct fn_state *fn)
+{
+	if (!fn->stats)
+		return;
+	uint64_t busy = 0;
+	for (struct instance *i = fn->instances; i; i = i->next)
+		busy += i->state == INSTANCE_BUSY && i->current;
+	meter_set_gauges(fn->stats, busy, fn->q_len, fn->n_instances);
+}
+
 /* Answers and frees an invocation (already off the queue and off its instance). */
 static void invocation_complete(struct invocation *inv, int status, const char *body, size_t len,
 				struct instance *inst)
 {
+	if (inv->fn->stats) {
+		int kind = inv->meter_kind ? inv->meter_kind - 1 : meter_kind(status, body, len);
+		meter_count_request(inv->fn->stats, kind, now_us() - inv->enqueued_us);
+		if (inst && inst->invocations == 1)
+			meter_count_cold_start(inv->fn->stats);
+	}
 	if (inv->done) {
 		struct invoke_result r = {
 			.status = status,
@@ -264,7 +308,9 @@ static void invocation_complete(struct invocation *inv, int status, const char *
 		};
 		inv->done(inv->userdata, &r);
 	}
+	struct fn_state *fn = inv->fn;
 	invocation_free(inv);
+	fn_gauges(fn);
 }
 
 static void invocation_fail(struct invocation *inv, int status, char *body)
@@ -613,6 +659,15 @@ static void instance_cgroup_cleanup(struct instance *inst)
 	struct cgroup_manager *cg = inst->s->cfg.cgroups;
 	if (!cg)
 		return;
+	struct meter *meter = inst->s->cfg.meter;
+	if (meter && inst->cgroup_id) {
+		(void)meter_cgroup_del(meter, inst->cgroup_id);
+		inst->cgroup_id = 0;
+	}
+	uint64_t cpu;
+	if (meter && !meter_bpf_active(meter) && inst->cgroup[0] &&
+	    cgroup_cpu_usage_ns(cg, inst->cgroup, &cpu) >= 0)
+		inst->fn->cpu_gone_ns += cpu;
 	char *paths[] = { inst->cgroup, inst->v2cgroup };
 	for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
 		if (!paths[i][0])
@@ -814,6 +869,22 @@ static int instance_enter_cgroup(struct instance *inst, const char *cloned_into)
 			snprintf(inst->v2cgroup, sizeof(inst->v2cgroup), "%s", cloned_into);
 		if (!inst->self_attach)
 			r = cgroup_attach(cg, path, inst->pid);
+	}
+	/* BPF charges CPU time by v2 cgroup id: tell the meter whose this one is. */
+	const char *v2 = inst->v2cgroup[0] ? inst->v2cgroup
+		       : cgroup_manager_backend(cg) == CGROUP_BACKEND_V2 ? inst->cgroup
+									  : NULL;
+	struct meter *meter = inst->s->cfg.meter;
+	if (r >= 0 && v2 && inst->fn->stats && meter_bpf_active(meter)) {
+		uint64_t id;
+		int k = cgroup_v2_id(cg, v2, &id);
+		if (k >= 0)
+			k = meter_cgroup_add(meter, id, inst->fn->slot);
+		if (k >= 0)
+			inst->cgroup_id = id;
+		else
+			log_debug_errno(k, "sched: cannot meter cgroup '%s' of instance %s: %m", v2,
+					inst->id);
 	}
 	if (r < 0) {
 		log_error_errno(r, "sched: cannot put instance %s of '%s' into cgroup '%s': %m",
@@ -1129,6 +1200,7 @@ static void fn_pump(struct fn_state *fn)
 		}
 	} while (fn->pump_again);
 	fn->pumping = false;
+	fn_gauges(fn);
 }
 
 /* --- functions ----------------------------------------------------------------------------- */
@@ -1150,6 +1222,19 @@ static struct fn_state *fn_get(struct sched *s, const char *name, bool create)
 		free(fn);
 		return NULL;
 	}
+	/* The slot outlives this state (which goes when the function idles): it is the function's
+	 * until it is deleted. */
+	if (s->cfg.meter) {
+		int r = meter_fn_open(s->cfg.meter, name, &fn->slot);
+		if (r < 0)
+			log_warning_errno(r, "sched: no meter slot for '%s' (%m); it is not metered",
+					  name);
+		else {
+			fn->stats = meter_fn(s->cfg.meter, fn->slot);
+			/* Without BPF the CPU figure is summed here: carry on from where it was. */
+			fn->cpu_gone_ns = fn->stats ? fn->stats->cpu_ns : 0;
+		}
+	}
 	fn->next = s->fns;
 	s->fns = fn;
 	return fn;
@@ -1161,9 +1246,11 @@ static void on_queue_timeout(struct loop_timer *t)
 		(struct invocation *)((char *)t - offsetof(struct invocation, queue_timer));
 	struct fn_state *fn = inv->fn;
 	queue_remove(fn, inv);
-	invocation_fail(inv, 504,
-			error_body("timeout",
-				   "invocation of '%s' waited %u ms in the queue without an instance",
+	inv->meter_kind = SPORE_ERR_QUEUE_TIMEOUT + 1;
+	invocation_fail(inv, 429,
+			error_body("throttled",
+				   "invocation of '%s' waited %u ms in the queue without an instance; "
+				   "try again later",
 				   fn->name, inv->s->cfg.queue_timeout_ms));
 }
 
@@ -1180,8 +1267,11 @@ int sched_invoke(struct sched *s, const char *function, uint32_t version, const 
 	struct fn_state *fn = fn_get(s, function, true);
 	if (!fn)
 		return -ENOMEM;
-	if (fn->q_len >= s->cfg.queue_max && !find_idle(fn, version))
+	if (fn->q_len >= s->cfg.queue_max && !find_idle(fn, version)) {
+		if (fn->stats)
+			meter_count_request(fn->stats, SPORE_ERR_QUEUE_FULL, 0);
 		return -EAGAIN;
+	}
 
 	struct invocation *inv = calloc(1, sizeof(*inv));
 	if (!inv)
@@ -1292,6 +1382,33 @@ void sched_function_deleted(struct sched *s, const char *function)
 	struct fn_state *fn = fn_get(s, function, false);
 	if (fn)
 		fn_free(s, fn, true);
+	uint32_t slot;
+	if (s->cfg.meter && meter_fn_find(s->cfg.meter, function, &slot) >= 0)
+		meter_fn_close(s->cfg.meter, slot);
+}
+
+/* Memory (always) and CPU (without BPF) from the instances' cgroup files, once a tick. */
+static void fn_meter_tick(struct fn_state *fn)
+{
+	struct sched *s = fn->s;
+	struct cgroup_manager *cg = s->cfg.cgroups;
+	if (!fn->stats || !cg)
+		return;
+	uint64_t mem = 0, peak = 0, cpu = fn->cpu_gone_ns;
+	for (struct instance *i = fn->instances; i; i = i->next) {
+		uint64_t v;
+		if (!i->cgroup[0] || i->state == INSTANCE_DEAD)
+			continue;
+		if (cgroup_memory_current(cg, i->cgroup, &v) >= 0)
+			mem += v;
+		if (cgroup_memory_peak(cg, i->cgroup, &v) >= 0 && v > peak)
+			peak = v;
+		if (!meter_bpf_active(s->cfg.meter) && cgroup_cpu_usage_ns(cg, i->cgroup, &v) >= 0)
+			cpu += v;
+	}
+	meter_fn_set_memory(s->cfg.meter, fn->slot, mem, peak > mem ? peak : mem);
+	if (!meter_bpf_active(s->cfg.meter))
+		meter_fn_set_cpu(s->cfg.meter, fn->slot, cpu);
 }
 
 void sched_tick(struct sched *s)
@@ -1300,6 +1417,7 @@ void sched_tick(struct sched *s)
 	uint64_t ttl = (uint64_t)s->cfg.idle_ttl_s * 1000000u;
 	for (struct fn_state *fn = s->fns, *fnext; fn; fn = fnext) {
 		fnext = fn->next;
+		fn_meter_tick(fn);
 		for (struct instance *i = fn->instances, *next; i; i = next) {
 			next = i->next;
 			if (i->state == INSTANCE_IDLE && now - i->idle_since_us > ttl) {

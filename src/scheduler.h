@@ -19,12 +19,16 @@ struct sched;
 struct invocation;
 
 struct cgroup_manager;
+struct meter;
 
 struct sched_config {
 	/* Sandbox: when cgroups is non-NULL every instance gets a cgroup fn-NAME/ID with the
 	 * function's limits before it is told its function, and runs as a per-function uid from
 	 * [uid_min, uid_min + uid_count) inside the namespaces its zygote made. */
 	struct cgroup_manager *cgroups;
+	/* Per-function figures (requests, errors, latency, gauges, cold starts; CPU by cgroup id
+	 * with BPF, else from the cgroup files; memory from the cgroup files). NULL: none. */
+	struct meter *meter;
 	uint32_t uid_min, uid_count;
 	uint32_t max_instances;
 	uint32_t queue_max;

@@ -27,6 +27,7 @@
 #include "util/log.h"
 #include "zygotes.h"
 #include "cgroup.h"
+#include "meter.h"
 #include <sys/file.h>
 
 #define INIT_TIMEOUT_MS 10000
@@ -38,6 +39,7 @@ struct daemon {
 	struct registry *reg;
 	struct log_store *logs;
 	struct cgroup_manager *cgroups;
+	struct meter *meter;
 	int lock_fd;
 	struct sched *sched;
 	struct zygotes *zygotes;
@@ -196,7 +198,21 @@ static int setup(struct daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "spored: cannot set up io_uring: %m");
 
+	/* The meter: BPF where it loads, else figures from the cgroup files (said once). */
+	struct meter_config mc = { .pin_dir = c->bpf_pin_dir, .bpf = c->metering_bpf };
+	_cleanup_free_ char *why = NULL;
+	r = meter_new(&mc, &d->meter, &why);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot set up metering: %m");
+	if (meter_bpf_active(d->meter))
+		log_info("spored: metering with eBPF (%s), maps pinned in %s",
+			 meter_cpu_hook_name(d->meter), meter_pin_dir(d->meter));
+	else
+		log_notice("spored: metering without eBPF (%s); CPU time comes from the cgroups",
+			   why ?: "disabled by metering_bpf = no");
+
 	struct sched_config sc = {
+		.meter = d->meter,
 		.max_instances = c->max_instances,
 		.queue_max = c->queue_max,
 		.queue_timeout_ms = c->queue_timeout_ms,
@@ -245,6 +261,7 @@ static int setup(struct daemon *d)
 		.sched = d->sched,
 		.zygotes = d->zygotes,
 		.logs = d->logs,
+		.meter = d->meter,
 	};
 	r = api_new(&deps, &d->api);
 	if (r < 0)
@@ -283,6 +300,7 @@ static void teardown(struct daemon *d)
 	d->api = api_free(d->api);
 	d->sched = sched_free(d->sched);
 	d->zygotes = zygotes_free(d->zygotes);
+	d->meter = meter_free(d->meter);
 	if (d->loop) {
 		loop_timer_stop(d->loop, &d->tick);
 		loop_op_free(d->loop, d->sig_token, NULL);

@@ -34,6 +34,12 @@ static void test_table(void **state)
 		{ "POST", "/v1/functions/hello/invoke/", 0, ROUTE_FUNCTION_INVOKE, "hello", 0 },
 		{ "GET", "/v1/functions/hello/logs", 0, ROUTE_FUNCTION_LOGS, "hello", 1 },
 		{ "GET", "/v1/functions/BAD!/logs", 0, ROUTE_FUNCTION_LOGS, "BAD!", 1 },
+		{ "PATCH", "/v1/functions/hello", 0, ROUTE_FUNCTION_PATCH, "hello", 1 },
+		{ "GET", "/v1/functions/hello/stats", 0, ROUTE_FUNCTION_STATS, "hello", 1 },
+		{ "GET", "/metrics", 0, ROUTE_METRICS, "", 0 },
+		{ "GET", "/v1/metrics", 0, ROUTE_METRICS_JSON, "", 1 },
+		{ "POST", "/metrics", -EOPNOTSUPP, 0, NULL, 0 },
+		{ "GET", "/metricsx", -ENOENT, 0, NULL, 0 },
 		{ "POST", "/healthz", -EOPNOTSUPP, 0, NULL, 0 },
 		{ "GET", "/v1/functions/hello/invoke", -EOPNOTSUPP, 0, NULL, 0 },
 		{ "POST", "/v1/functions/hello", -EOPNOTSUPP, 0, NULL, 0 },
@@ -66,8 +72,8 @@ static void test_allow(void **state)
 {
 	(void)state;
 	struct route_match m;
-	assert_int_equal(route_match("PATCH", "/v1/functions/x", &m), -EOPNOTSUPP);
-	assert_string_equal(m.allow, "GET, PUT, DELETE");
+	assert_int_equal(route_match("POST", "/v1/functions/x", &m), -EOPNOTSUPP);
+	assert_string_equal(m.allow, "GET, PUT, PATCH, DELETE");
 }
 
 static void test_long_name(void **state)
