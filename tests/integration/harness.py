@@ -539,7 +539,10 @@ class Spored:
         self.api_socket = os.path.join(self.dir, "api.sock")
         self.state_dir = os.path.join(self.dir, "state")
         self.log_path = os.path.join(self.dir, "spored.log")
-        self.config = {"log_level": os.environ.get("SPORE_IT_LOG_LEVEL", "info")}
+        self.config = {"log_level": os.environ.get("SPORE_IT_LOG_LEVEL", "info"),
+                       # one pin dir per spored, removed by spored when it stops
+                       "bpf_pin_dir": "/sys/fs/bpf/spore-it-%d-%s" % (
+                           os.getpid(), os.path.basename(self.dir))}
         self.config.update(config or {})
         self.proc = None
         self.pid = None

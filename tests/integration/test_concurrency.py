@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Parallel invocations: more instances up to max_instances, a bounded FIFO queue (429 when
-full, 504 after queue_timeout_ms), idle instances reaped after idle_ttl_s."""
+full or after queue_timeout_ms, with Retry-After), idle instances reaped after idle_ttl_s."""
 
 import threading
 import time
@@ -116,7 +116,8 @@ class TestQueueFull(SporeTestCase):
         # one running + queue_max waiting succeed, the rest are refused at once
         self.assertEqual(len(ok), 3, statuses)
         for r in full:
-            self.assertStatus(r, 429, "too_many_requests")
+            self.assertStatus(r, 429, "throttled")
+            self.assertEqual(r.headers.get("retry-after"), "1")
         self.assertEqual(len({r.json()["instance"] for r in ok}), 1)
         self.assertEqual(len(s.info("q")["instances"]), 1)
         # served again once the queue drained
@@ -152,7 +153,7 @@ class TestQueueTimeoutAndIdle(SporeTestCase):
         cls.spored = Spored.for_class(cls, {"max_instances": 1, "queue_timeout_ms": 500,
                                             "idle_ttl_s": 1})
 
-    def test_queue_timeout_504(self):
+    def test_queue_timeout_429(self):
         s = self.spored
         s.deploy_ok("qt", py_package(SLEEPER))
         s.invoke_ok("qt", {})
@@ -163,7 +164,8 @@ class TestQueueTimeoutAndIdle(SporeTestCase):
         t0 = time.monotonic()
         r = s.invoke("qt", {"i": 2})
         took = time.monotonic() - t0
-        self.assertStatus(r, 504, "timeout")
+        self.assertStatus(r, 429, "throttled")
+        self.assertEqual(r.headers.get("retry-after"), "1")
         self.assertGreaterEqual(took, 0.4)
         self.assertLess(took, 1.8)
         t.join(30)
