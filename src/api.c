@@ -241,6 +241,67 @@ static void route_list(struct api *a, struct conn *c)
 	respond_json(c, 200, j, NULL);
 }
 
+/* Every scaling setting as in force (the function's own, else spored's default). */
+static cJSON *scaling_effective_json(struct api *a, const struct fn_record *f)
+{
+	const struct spore_config *cfg = a->d.config;
+	const struct fn_scaling *sc = &f->scaling;
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	if (!cJSON_AddNumberToObject(o, "min_instances", sc->min_instances) ||
+	    !cJSON_AddNumberToObject(o, "max_instances",
+				     sc->max_instances ?: cfg->max_instances) ||
+	    !cJSON_AddNumberToObject(o, "target_concurrency",
+				     sc->target_concurrency > 0 ? sc->target_concurrency : 1.0) ||
+	    !cJSON_AddNumberToObject(o, "idle_ttl_s", sc->idle_ttl_s ?: cfg->idle_ttl_s) ||
+	    !cJSON_AddNumberToObject(o, "queue_max", sc->queue_max ?: cfg->queue_max) ||
+	    !cJSON_AddNumberToObject(o, "queue_timeout_ms",
+				     sc->queue_timeout_ms ?: cfg->queue_timeout_ms)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* PATCH /v1/functions/{name}: scaling settings only; no new version. */
+static void route_patch(struct api *a, struct conn *c, const struct route_match *m,
+			const struct http_request *req)
+{
+	const struct fn_record *f = find_function(a, c, m);
+	if (!f)
+		return;
+	_cleanup_json_ cJSON *j = req->body_len ? json_parse_exact(req->body, req->body_len) : NULL;
+	if (!cJSON_IsObject(j)) {
+		respond_error(c, 400, "bad_request",
+			      "body: a JSON object of scaling settings is required (%s)",
+			      SCALING_KEYS);
+		return;
+	}
+	struct fn_scaling sc = f->scaling;
+	_cleanup_free_ char *err = NULL;
+	int r = scaling_apply_json(j, true, a->d.config->max_instances, &sc, &err);
+	if (r < 0) {
+		respond_error(c, 400, "bad_request", "%s", err ?: "invalid scaling settings");
+		return;
+	}
+	r = registry_set_scaling(a->d.registry, f->name, &sc);
+	if (r == -ENOSPC || r == -EDQUOT) {
+		respond_error(c, 507, "insufficient_storage",
+			      "no space left in the state directory for '%s'", m->name);
+		return;
+	}
+	if (r < 0) {
+		respond_error(c, r == -EBUSY ? 409 : 500, r == -EBUSY ? "conflict" : "internal",
+			      "cannot change the scaling of '%s': %s", m->name, strerror(-r));
+		return;
+	}
+	log_info("api: scaling of '%s' changed", m->name);
+	sched_function_changed(a->d.sched, m->name);
+	f = registry_find(a->d.registry, m->name);
+	respond_json(c, 200, f ? scaling_effective_json(a, f) : NULL, NULL);
+}
+
 static void route_get(struct api *a, struct conn *c, const struct route_match *m)
 {
 	const struct fn_record *f = find_function(a, c, m);
@@ -260,6 +321,9 @@ static void route_get(struct api *a, struct conn *c, const struct route_match *m
 		if (v)
 			cJSON_AddItemToArray(vers, v);
 	}
+	cJSON *scj = o ? scaling_effective_json(a, f) : NULL;
+	if (scj)
+		cJSON_AddItemToObject(o, "scaling", scj);
 	cJSON *inst = sched_instances_json(a->d.sched, f->name);
 	if (o && inst)
 		cJSON_AddItemToObject(o, "instances", inst);
@@ -287,9 +351,25 @@ static void route_put(struct api *a, struct conn *c, const struct route_match *m
 		respond_error(c, 400, "bad_request", "body: not a valid JSON object");
 		return;
 	}
-	struct manifest man = { 0 };
+	/* The scaling settings belong to the function, not the version: take them out first. */
+	const struct fn_record *old = registry_find(a->d.registry, m->name);
+	struct fn_scaling sc = old ? old->scaling : (struct fn_scaling){};
+	bool scaled = false;
 	_cleanup_free_ char *err = NULL;
-	int r = manifest_from_json(j, &man, &err);
+	int r = scaling_apply_json(j, false, a->d.config->max_instances, &sc, &err);
+	if (r < 0) {
+		respond_error(c, 400, "bad_request", "%s", err ?: "invalid scaling settings");
+		return;
+	}
+	for (cJSON *it = j->child, *next; it; it = next) {
+		next = it->next;
+		if (scaling_key(it->string)) {
+			cJSON_Delete(cJSON_DetachItemViaPointer(j, it));
+			scaled = true;
+		}
+	}
+	struct manifest man = { 0 };
+	r = manifest_from_json(j, &man, &err);
 	if (r < 0) {
 		respond_error(c, 400, "bad_request", "%s", err ?: "invalid function configuration");
 		return;
@@ -319,8 +399,8 @@ static void route_put(struct api *a, struct conn *c, const struct route_match *m
 	uint32_t version = 0;
 	_cleanup_free_ char *derr = NULL;
 	uint64_t t0 = now_us();
-	r = registry_deploy(a->d.registry, m->name, &man, bytes, n, &a->package_limits, &version,
-			    &derr);
+	r = registry_deploy_scaled(a->d.registry, m->name, &man, scaled ? &sc : NULL, bytes, n,
+				   &a->package_limits, &version, &derr);
 	manifest_done(&man);
 	if (r < 0) {
 		switch (r) {
@@ -726,6 +806,9 @@ void api_handle(struct conn *c, struct http_request *req, void *userdata)
 		break;
 	case ROUTE_FUNCTION_DELETE:
 		route_delete(a, c, &m);
+		break;
+	case ROUTE_FUNCTION_PATCH:
+		route_patch(a, c, &m, req);
 		break;
 	case ROUTE_FUNCTION_ROLLBACK:
 		route_rollback(a, c, &m, req);

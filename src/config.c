@@ -70,6 +70,8 @@ static const struct key_def keys[] = {
 	{ "sandbox_uid_min", KEY_U32, FIELD(sandbox_uid_min), 1000, 4000000000u, false },
 	{ "sandbox_uid_count", KEY_U32, FIELD(sandbox_uid_count), 1, 1000000, false },
 	{ "metering_bpf", KEY_BOOL, FIELD(metering_bpf), 0, 0, false },
+	{ "max_instances_total", KEY_U32, FIELD(max_instances_total), 1, 1000000, false },
+	{ "instance_memory_pct", KEY_U32, FIELD(instance_memory_pct), 1, 100, false },
 	{ "bpf_pin_dir", KEY_PATH, FIELD(bpf_pin_dir), 0, 0, false },
 };
 
@@ -124,6 +126,8 @@ int config_init(struct spore_config *c)
 		.sandbox_uid_min = 200000,
 		.sandbox_uid_count = 65536,
 		.metering_bpf = true,
+		.max_instances_total = 2000,
+		.instance_memory_pct = 80,
 	};
 	c->sandbox_dir = strdup(SPORE_DEFAULT_SANDBOX_DIR);
 	c->bpf_pin_dir = strdup("/sys/fs/bpf/spore");

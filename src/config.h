@@ -35,6 +35,9 @@ struct spore_config {
 					SPORE_DEFAULT_SANDBOX_DIR */
 	uint32_t sandbox_uid_min;    /* sandbox_uid_min: first uid/gid for functions, default 200000 */
 	uint32_t sandbox_uid_count;  /* sandbox_uid_count: size of that range, default 65536 */
+	uint32_t max_instances_total; /* max_instances_total: all functions together, default 2000 */
+	uint32_t instance_memory_pct; /* instance_memory_pct: share of host memory that instances'
+					 memory_mb may add up to, default 80 */
 	bool metering_bpf;           /* metering_bpf: CPU time by eBPF where it loads, default yes */
 	char *bpf_pin_dir;           /* bpf_pin_dir: where the meter's maps are pinned, default
 					/sys/fs/bpf/spore */

@@ -201,6 +201,10 @@ static char *record_to_json(const struct fn_record *f)
 	    !cJSON_AddNumberToObject(j, "live", f->live) ||
 	    !cJSON_AddNumberToObject(j, "next", f->next))
 		return NULL;
+	cJSON *sc = scaling_to_json(&f->scaling);
+	if (!sc)
+		return NULL;
+	cJSON_AddItemToObject(j, "scaling", sc);
 	cJSON *vs = cJSON_AddArrayToObject(j, "versions");
 	if (!vs)
 		return NULL;
@@ -273,6 +277,12 @@ static int record_from_json(int fn_fd, const char *name, const char *data, struc
 	if (!json_whole(j, "next", 2, UINT32_MAX, &d))
 		BAD("next is not a version number");
 	f.next = (uint32_t)d;
+	const cJSON *sc = cJSON_GetObjectItemCaseSensitive(j, "scaling");
+	if (sc) {
+		_cleanup_free_ char *serr = NULL;
+		if (scaling_apply_json(sc, true, SCALING_INSTANCES_MAX, &f.scaling, &serr) < 0)
+			BAD("scaling is invalid");
+	}
 
 	const cJSON *vs = cJSON_GetObjectItemCaseSensitive(j, "versions");
 	if (!cJSON_IsArray(vs))
@@ -634,6 +644,32 @@ int registry_deploy(struct registry *r, const char *name, const struct manifest 
 		    const void *code, size_t code_len, const struct package_limits *lim,
 		    uint32_t *ret_version, char **ret_error)
 {
+	return registry_deploy_scaled(r, name, m, NULL, code, code_len, lim, ret_version,
+				      ret_error);
+}
+
+int registry_set_scaling(struct registry *r, const char *name, const struct fn_scaling *sc)
+{
+	if (is_broken(r, name))
+		return -EBUSY;
+	bool found;
+	size_t idx = find_index(r, name, &found);
+	if (!found)
+		return -ENOENT;
+	struct fn_record *f = &r->fns[idx];
+	struct fn_scaling old = f->scaling;
+	f->scaling = *sc;
+	int k = record_write(r, f);
+	if (k < 0)
+		f->scaling = old;
+	return k;
+}
+
+int registry_deploy_scaled(struct registry *r, const char *name, const struct manifest *m,
+			   const struct fn_scaling *sc, const void *code, size_t code_len,
+			   const struct package_limits *lim, uint32_t *ret_version,
+			   char **ret_error)
+{
 	char stage[64], vname[16];
 	int k;
 
@@ -735,15 +771,19 @@ int registry_deploy(struct registry *r, const char *name, const struct manifest 
 
 	if (f) {
 		uint32_t old_live = f->live, old_next = f->next;
+		struct fn_scaling old_scaling = f->scaling;
 		f->versions[f->n_versions++] = nv;
 		f->live = version;
 		f->next = version + 1;
+		if (sc)
+			f->scaling = *sc;
 		_cleanup_free_ char *json = record_to_json(f);
 		k = json ? json_write(r, name, json) : -ENOMEM;
 		if (k < 0) {
 			f->n_versions--;
 			f->live = old_live;
 			f->next = old_next;
+			f->scaling = old_scaling;
 			/* If the new function.json got in place after all, put the old one back
 			 * before removing the version it references; should that fail too, keep
 			 * the version dir so the disk stays consistent whichever file is there
@@ -760,6 +800,8 @@ int registry_deploy(struct registry *r, const char *name, const struct manifest 
 		nf.n_versions = 1;
 		nf.live = version;
 		nf.next = version + 1;
+		if (sc)
+			nf.scaling = *sc;
 		k = record_write(r, &nf);
 		if (k < 0) {
 			nf.n_versions = 0;

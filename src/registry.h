@@ -17,6 +17,7 @@
 
 #include "manifest.h"
 #include "package.h"
+#include "scaling.h"
 
 struct fn_version {
 	uint32_t version;
@@ -31,6 +32,7 @@ struct fn_record {
 	uint32_t next; /* the next version number to hand out */
 	struct fn_version *versions; /* ascending by version */
 	size_t n_versions;
+	struct fn_scaling scaling; /* the function's, whatever the version ("scaling" on disk) */
 };
 
 struct registry;
@@ -69,6 +71,14 @@ const char *registry_broken_at(const struct registry *r, size_t i);
 int registry_deploy(struct registry *r, const char *name, const struct manifest *m,
 		    const void *code, size_t code_len, const struct package_limits *lim,
 		    uint32_t *ret_version, char **ret_error);
+/* The same, and in the same commit the function's scaling settings become *sc (NULL: kept as
+ * they are, or all default for a new function). */
+int registry_deploy_scaled(struct registry *r, const char *name, const struct manifest *m,
+			   const struct fn_scaling *sc, const void *code, size_t code_len,
+			   const struct package_limits *lim, uint32_t *ret_version,
+			   char **ret_error);
+/* Replaces the function's scaling settings (no new version). -ENOENT, -EBUSY as below. */
+int registry_set_scaling(struct registry *r, const char *name, const struct fn_scaling *sc);
 /* Makes an existing version live. -ENOENT if the function or version is unknown, -EBUSY if name
  * is a broken function on disk. */
 int registry_set_live(struct registry *r, const char *name, uint32_t version);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <math.h>
 
 #include "logs.h"
 #include "loop.h"
@@ -24,6 +25,8 @@
 #include "zygotes.h"
 #include "cgroup.h"
 #include "meter.h"
+
+#define SCALE_BUCKETS 6 /* the autoscaler's stable window, in seconds */
 
 /* How long a dead instance's channel waits for its exit status before we answer anyway. */
 #define EXIT_STATUS_WAIT_US (1000u * 1000u)
@@ -126,12 +129,23 @@ struct fn_state {
 	struct spore_fn_stats *stats; /* the meter's slot for this function, NULL without one */
 	uint32_t slot;
 	uint64_t cpu_gone_ns; /* fallback CPU figure: what instances now gone had used */
+	/* The autoscaler: concurrency (running + queued), integrated over time in one-second
+	 * buckets at every change; the stable window is all of them, the panic window the last
+	 * one or two. */
+	double conc_bucket[SCALE_BUCKETS]; /* concurrency x microseconds */
+	unsigned conc_bi;
+	uint64_t conc_bucket_start_us;
+	uint32_t conc_now;
+	uint64_t conc_at_us;
+	uint64_t panic_until_us;
+	uint64_t cpu_seen_ns, cpu_seen_at_us; /* for the CPU-bound scale-out */
 	struct fn_state *next;
 };
 
 /* A cgroup that could not be removed yet (processes on their way out). */
 struct grave {
 	char *path;
+	bool kill; /* an instance's own cgroup: kill what is left; a function's: only rmdir */
 	uint64_t deadline_us;
 	struct grave *next;
 };
@@ -147,7 +161,37 @@ struct sched {
 	struct fn_state *fns;
 	uint64_t next_token;
 	uint32_t next_uid;
+	uint32_t n_instances; /* all functions, not counting dead ones */
+	uint64_t memory_mb;   /* their memory_mb together */
 };
+
+/* A function's scaling settings as in force: its own, else spored's defaults. */
+struct eff_scaling {
+	uint32_t min, max, ttl_s, queue_max, queue_timeout_ms;
+	double target;
+};
+
+#define STABLE_WINDOW_US ((double)SCALE_BUCKETS * 1e6)
+
+static struct eff_scaling fn_eff(const struct fn_state *fn)
+{
+	const struct sched *s = fn->s;
+	const struct fn_record *rec = registry_find(s->reg, fn->name);
+	static const struct fn_scaling none = { 0 };
+	const struct fn_scaling *sc = rec ? &rec->scaling : &none;
+	struct eff_scaling e = {
+		.min = sc->min_instances,
+		.max = sc->max_instances ? sc->max_instances : s->cfg.max_instances,
+		.ttl_s = sc->idle_ttl_s ? sc->idle_ttl_s : s->cfg.idle_ttl_s,
+		.queue_max = sc->queue_max ? sc->queue_max : s->cfg.queue_max,
+		.queue_timeout_ms = sc->queue_timeout_ms ? sc->queue_timeout_ms
+							 : s->cfg.queue_timeout_ms,
+		.target = sc->target_concurrency > 0 ? sc->target_concurrency : 1.0,
+	};
+	if (e.min > e.max)
+		e.min = e.max;
+	return e;
+}
 
 static void fn_pump(struct fn_state *fn);
 static void instance_kill(struct instance *inst);
@@ -285,6 +329,37 @@ static void fn_gauges(struct fn_state *fn)
 	meter_set_gauges(fn->stats, busy, fn->q_len, fn->n_instances);
 }
 
+/* Folds the concurrency since the last change into the windows, then takes the new one. */
+static void fn_conc_update(struct fn_state *fn)
+{
+	uint64_t now = now_us();
+	if (!fn->conc_at_us)
+		fn->conc_at_us = fn->conc_bucket_start_us = now;
+	if (now - fn->conc_bucket_start_us > (uint64_t)(2 * SCALE_BUCKETS) * 1000000u) {
+		/* Long quiet: every bucket holds the same level. */
+		for (unsigned i = 0; i < SCALE_BUCKETS; i++)
+			fn->conc_bucket[i] = fn->conc_now * 1e6;
+		fn->conc_bucket_start_us = now - (now - fn->conc_bucket_start_us) % 1000000u;
+		fn->conc_bucket[fn->conc_bi] = fn->conc_now * (double)(now - fn->conc_bucket_start_us);
+		fn->conc_at_us = now;
+	}
+	while (fn->conc_at_us < now) {
+		uint64_t end = fn->conc_bucket_start_us + 1000000u;
+		uint64_t until = now < end ? now : end;
+		fn->conc_bucket[fn->conc_bi] += fn->conc_now * (double)(until - fn->conc_at_us);
+		fn->conc_at_us = until;
+		if (until == end) {
+			fn->conc_bi = (fn->conc_bi + 1) % SCALE_BUCKETS;
+			fn->conc_bucket[fn->conc_bi] = 0;
+			fn->conc_bucket_start_us = end;
+		}
+	}
+	uint32_t busy = 0;
+	for (struct instance *i = fn->instances; i; i = i->next)
+		busy += i->state == INSTANCE_BUSY && i->current;
+	fn->conc_now = busy + (uint32_t)fn->q_len;
+}
+
 /* Answers and frees an invocation (already off the queue and off its instance). */
 static void invocation_complete(struct invocation *inv, int status, const char *body, size_t len,
 				struct instance *inst)
@@ -311,6 +386,7 @@ static void invocation_complete(struct invocation *inv, int status, const char *
 	struct fn_state *fn = inv->fn;
 	invocation_free(inv);
 	fn_gauges(fn);
+	fn_conc_update(fn);
 }
 
 static void invocation_fail(struct invocation *inv, int status, char *body)
@@ -605,7 +681,7 @@ static void instance_unlink(struct instance *inst)
  * the removal fails with EBUSY it is retried from a timer (in order, so children before their
  * parent), and given up with a warning after GRAVE_GIVE_UP_US (the next spored's start-up
  * cleanup removes it then). */
-static void cgroup_bury(struct sched *s, const char *path)
+static void cgroup_bury(struct sched *s, const char *path, bool kill)
 {
 	struct cgroup_manager *cg = s->cfg.cgroups;
 	int r = s->graves ? -EBUSY : cgroup_remove(cg, path);
@@ -624,6 +700,7 @@ static void cgroup_bury(struct sched *s, const char *path)
 		return;
 	}
 	g->deadline_us = now_us() + GRAVE_GIVE_UP_US;
+	g->kill = kill;
 	*s->graves_tail = g;
 	s->graves_tail = &g->next;
 	if (!loop_timer_armed(&s->grave_timer))
@@ -636,7 +713,10 @@ static void on_grave_timer(struct loop_timer *t)
 	uint64_t now = now_us();
 	while (s->graves) {
 		struct grave *g = s->graves;
-		(void)cgroup_kill_nowait(s->cfg.cgroups, g->path);
+		/* A function's cgroup may be in use again by now (a new deploy of the name): only
+		 * an instance's own cgroup is ever killed. */
+		if (g->kill)
+			(void)cgroup_kill_nowait(s->cfg.cgroups, g->path);
 		int r = cgroup_remove(s->cfg.cgroups, g->path);
 		if (r == -EBUSY && now < g->deadline_us)
 			break;
@@ -675,7 +755,7 @@ static void instance_cgroup_cleanup(struct instance *inst)
 		int r = cgroup_kill_nowait(cg, paths[i]);
 		if (r < 0 && r != -ENOENT)
 			log_warning_errno(r, "sched: cannot kill cgroup '%s': %m, ignoring", paths[i]);
-		cgroup_bury(inst->s, paths[i]);
+		cgroup_bury(inst->s, paths[i], true);
 		paths[i][0] = 0;
 	}
 }
@@ -752,6 +832,8 @@ static void instance_kill(struct instance *inst)
 	struct fn_state *fn = inst->fn;
 	inst->state = INSTANCE_DEAD;
 	fn->n_instances--;
+	inst->s->n_instances--;
+	inst->s->memory_mb -= inst->limits.memory_max >> 20;
 	if (inst->pid > 0 && !inst->have_status)
 		(void)kill(inst->pid, SIGKILL);
 	loop_op_free(inst->s->loop, inst->chan_token, NULL);
@@ -908,7 +990,7 @@ static void on_spawned(void *ud, uint64_t token, pid_t pid, int error, const cha
 		if (pid > 0)
 			(void)kill(pid, SIGKILL);
 		if (cgroup && s->cfg.cgroups)
-			cgroup_bury(s, cgroup);
+			cgroup_bury(s, cgroup, true);
 		return;
 	}
 	if (pid > 0) {
@@ -942,6 +1024,8 @@ static void on_spawned(void *ud, uint64_t token, pid_t pid, int error, const cha
 	if (inst->state != INSTANCE_DEAD) {
 		inst->state = INSTANCE_DEAD;
 		fn->n_instances--;
+		inst->s->n_instances--;
+		inst->s->memory_mb -= inst->limits.memory_max >> 20;
 	}
 	instance_unlink(inst);
 	instance_release(inst);
@@ -970,6 +1054,10 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 		return -ENOENT;
 	const struct manifest *m = &v->manifest;
 	struct cgroup_manager *cg = s->cfg.cgroups;
+	/* The host's share: instances of all functions together, and their memory. */
+	if ((s->cfg.max_instances_total && s->n_instances >= s->cfg.max_instances_total) ||
+	    (s->cfg.memory_budget_mb && s->memory_mb + m->memory_mb > s->cfg.memory_budget_mb))
+		return -EUSERS;
 
 	uint64_t token = ++s->next_token;
 	char id[20];
@@ -1116,6 +1204,8 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 		fn->instances->prev = inst;
 	fn->instances = inst;
 	fn->n_instances++;
+	s->n_instances++;
+	s->memory_mb += m->memory_mb;
 	(void)loop_timer_start(s->loop, &inst->timer,
 			       now_us() + (uint64_t)s->cfg.init_timeout_ms * 1000u);
 	return 0;
@@ -1181,13 +1271,26 @@ static void fn_pump(struct fn_state *fn)
 				ahead_same += p->version == inv->version;
 			if (count_starting(fn, inv->version) > ahead_same)
 				continue; /* an instance on its way will take it */
-			if (fn->n_instances >= s->cfg.max_instances) {
+			if (fn->n_instances >= fn_eff(fn).max) {
 				struct instance *victim = find_idle_other(fn, inv->version);
 				if (!victim)
 					continue;
 				instance_retire(victim);
 			}
 			int r = instance_start(fn, inv->version);
+			if (r == -EUSERS && fn->n_instances > 0)
+				continue; /* at the host's capacity: wait for one of its own */
+			if (r == -EUSERS && inv->queued) {
+				queue_remove(fn, inv);
+				invocation_fail(inv, 503,
+						error_body("capacity",
+							   "the host is at its capacity (%u instances, %llu MB "
+							   "of instance memory); '%s' cannot start an instance",
+							   s->n_instances,
+							   (unsigned long long)s->memory_mb, fn->name));
+				fn->pump_again = true;
+				break;
+			}
 			if (r < 0 && inv->queued) {
 				queue_remove(fn, inv);
 				invocation_fail(inv, r == -ENOENT ? 404 : 503,
@@ -1201,6 +1304,7 @@ static void fn_pump(struct fn_state *fn)
 	} while (fn->pump_again);
 	fn->pumping = false;
 	fn_gauges(fn);
+	fn_conc_update(fn);
 }
 
 /* --- functions ----------------------------------------------------------------------------- */
@@ -1249,9 +1353,10 @@ static void on_queue_timeout(struct loop_timer *t)
 	inv->meter_kind = SPORE_ERR_QUEUE_TIMEOUT + 1;
 	invocation_fail(inv, 429,
 			error_body("throttled",
-				   "invocation of '%s' waited %u ms in the queue without an instance; "
+				   "invocation of '%s' waited %llu ms in the queue without an instance; "
 				   "try again later",
-				   fn->name, inv->s->cfg.queue_timeout_ms));
+				   fn->name,
+				   (unsigned long long)((now_us() - inv->enqueued_us + 500) / 1000)));
 }
 
 int sched_invoke(struct sched *s, const char *function, uint32_t version, const char *event,
@@ -1267,7 +1372,8 @@ int sched_invoke(struct sched *s, const char *function, uint32_t version, const 
 	struct fn_state *fn = fn_get(s, function, true);
 	if (!fn)
 		return -ENOMEM;
-	if (fn->q_len >= s->cfg.queue_max && !find_idle(fn, version)) {
+	struct eff_scaling eff = fn_eff(fn);
+	if (fn->q_len >= eff.queue_max && !find_idle(fn, version)) {
 		if (fn->stats)
 			meter_count_request(fn->stats, SPORE_ERR_QUEUE_FULL, 0);
 		return -EAGAIN;
@@ -1302,7 +1408,7 @@ int sched_invoke(struct sched *s, const char *function, uint32_t version, const 
 	fn->q_tail = inv;
 	fn->q_len++;
 	(void)loop_timer_start(s->loop, &inv->queue_timer,
-			       inv->enqueued_us + (uint64_t)s->cfg.queue_timeout_ms * 1000u);
+			       inv->enqueued_us + (uint64_t)eff.queue_timeout_ms * 1000u);
 	*ret = inv;
 	fn_pump(fn);
 	return 0;
@@ -1322,18 +1428,97 @@ void sched_invocation_cancel(struct sched *s, struct invocation *inv)
 	inv->done = NULL;
 }
 
+/* How many instances the function should have now: at least its reserved ones; above that what
+ * its concurrency over the stable window asks for at its target concurrency, or over the panic
+ * window while that asks for twice what it has (a burst: then no scale-down for a stable
+ * window); one more while its instances burn their whole CPU quota; never above its maximum. */
+static uint32_t fn_desired(struct fn_state *fn, const struct eff_scaling *e, uint64_t now)
+{
+	fn_conc_update(fn);
+	double part = (double)(now - fn->conc_bucket_start_us), sum = 0;
+	for (unsigned i = 0; i < SCALE_BUCKETS; i++)
+		sum += fn->conc_bucket[i];
+	unsigned prev = (fn->conc_bi + SCALE_BUCKETS - 1) % SCALE_BUCKETS;
+	double conc_stable = sum / ((double)(SCALE_BUCKETS - 1) * 1e6 + part);
+	double conc_panic = (fn->conc_bucket[fn->conc_bi] + fn->conc_bucket[prev]) / (1e6 + part);
+	/* Rounded: a short call in an idle window must not keep an instance past its TTL. */
+	double stable = floor(conc_stable / e->target + 0.5);
+	double panic = ceil(conc_panic / e->target - 1e-6);
+	if (panic >= 2.0 * (double)fn->n_instances && panic > stable && fn->n_instances > 0)
+		fn->panic_until_us = now + (uint64_t)STABLE_WINDOW_US;
+	double want = stable;
+	if (now < fn->panic_until_us && panic > want)
+		want = panic;
+	/* CPU-bound: the instances used at least 90% of their quota since the last look. */
+	struct meter *meter = fn->s->cfg.meter;
+	if (fn->stats && meter && meter_bpf_active(meter)) {
+		uint64_t cpu = fn->stats->cpu_ns, quota_ns_per_s = 0;
+		for (struct instance *i = fn->instances; i; i = i->next)
+			if (i->state != INSTANCE_DEAD && i->limits.cpu_period_us)
+				quota_ns_per_s += (uint64_t)i->limits.cpu_quota_us * 1000000000ull /
+						  i->limits.cpu_period_us;
+		if (fn->cpu_seen_at_us && now > fn->cpu_seen_at_us && quota_ns_per_s > 0) {
+			double used = (double)(cpu - fn->cpu_seen_ns) /
+				      ((double)(now - fn->cpu_seen_at_us) / 1e6);
+			if (used >= 0.9 * (double)quota_ns_per_s && !find_idle(fn, 0) &&
+			    want < (double)fn->n_instances + 1)
+				want = (double)fn->n_instances + 1;
+		}
+		fn->cpu_seen_ns = cpu;
+		fn->cpu_seen_at_us = now;
+	}
+	if (want < e->min)
+		want = e->min;
+	if (want > e->max)
+		want = e->max;
+	return (uint32_t)want;
+}
+
+/* Starts instances of the live version until the function has want of them. */
+static void fn_scale_up(struct fn_state *fn, uint32_t want)
+{
+	const struct fn_record *rec = registry_find(fn->s->reg, fn->name);
+	while (rec && fn->n_instances < want) {
+		int r = instance_start(fn, rec->live);
+		if (r < 0) {
+			log_warning_errno(r, "sched: cannot start a reserved or pre-warmed instance of "
+					  "'%s': %m", fn->name);
+			break;
+		}
+	}
+}
+
 void sched_function_changed(struct sched *s, const char *function)
 {
-	struct fn_state *fn = fn_get(s, function, false);
 	const struct fn_record *rec = registry_find(s->reg, function);
-	if (!fn || !rec)
+	if (!rec)
 		return;
+	struct eff_scaling e;
+	struct fn_state *fn = fn_get(s, function, rec->scaling.min_instances > 0);
+	if (!fn)
+		return;
+	e = fn_eff(fn);
+	uint32_t idle_over = fn->n_instances > e.max ? (uint32_t)(fn->n_instances - e.max) : 0;
 	for (struct instance *i = fn->instances, *next; i; i = next) {
 		next = i->next;
-		if (i->version != rec->live && i->state == INSTANCE_IDLE)
+		if (i->state != INSTANCE_IDLE)
+			continue;
+		if (i->version != rec->live || idle_over > 0) {
+			idle_over -= idle_over > 0 && i->version == rec->live;
 			instance_retire(i);
+		}
 	}
+	fn_scale_up(fn, e.min);
 	fn_pump(fn);
+}
+
+void sched_start_reserved(struct sched *s)
+{
+	for (size_t i = 0; i < registry_count(s->reg); i++) {
+		const struct fn_record *rec = registry_at(s->reg, i);
+		if (rec->scaling.min_instances > 0)
+			sched_function_changed(s, rec->name);
+	}
 }
 
 static void fn_free(struct sched *s, struct fn_state *fn, bool answer)
@@ -1365,13 +1550,17 @@ static void fn_free(struct sched *s, struct fn_state *fn, bool answer)
 		}
 		if (inst->pid > 0 && !inst->have_status)
 			(void)kill(inst->pid, SIGKILL);
+		if (inst->state != INSTANCE_DEAD) {
+			s->n_instances--;
+			s->memory_mb -= inst->limits.memory_max >> 20;
+		}
 		instance_unlink(inst);
 		instance_release(inst);
 	}
 	if (s->cfg.cgroups) {
 		char path[96];
 		snprintf(path, sizeof(path), "fn-%s", fn->name);
-		cgroup_bury(s, path);
+		cgroup_bury(s, path, false);
 	}
 	free(fn->name);
 	free(fn);
@@ -1414,15 +1603,22 @@ static void fn_meter_tick(struct fn_state *fn)
 void sched_tick(struct sched *s)
 {
 	uint64_t now = now_us();
-	uint64_t ttl = (uint64_t)s->cfg.idle_ttl_s * 1000000u;
 	for (struct fn_state *fn = s->fns, *fnext; fn; fn = fnext) {
 		fnext = fn->next;
 		fn_meter_tick(fn);
+		struct eff_scaling e = fn_eff(fn);
+		uint32_t want = fn_desired(fn, &e, now);
+		/* Up ahead of demand (pre-warm, reserved instances lost to a crash)... */
+		fn_scale_up(fn, want);
+		/* ... and down: idle past the TTL, above what is wanted (never the reserved). */
+		uint64_t ttl = (uint64_t)e.ttl_s * 1000000u;
 		for (struct instance *i = fn->instances, *next; i; i = next) {
 			next = i->next;
+			if (fn->n_instances <= want)
+				break;
 			if (i->state == INSTANCE_IDLE && now - i->idle_since_us > ttl) {
 				log_debug("sched: instance %s of '%s' idle for %us; stopping it", i->id,
-					  fn->name, s->cfg.idle_ttl_s);
+					  fn->name, e.ttl_s);
 				instance_retire(i);
 			}
 		}
@@ -1484,7 +1680,8 @@ struct sched *sched_free(struct sched *s)
 	while (s->graves) {
 		/* Shutting down: now waiting is fine. */
 		struct grave *g = s->graves;
-		(void)cgroup_kill(s->cfg.cgroups, g->path);
+		if (g->kill)
+			(void)cgroup_kill(s->cfg.cgroups, g->path);
 		(void)cgroup_remove(s->cfg.cgroups, g->path);
 		s->graves = g->next;
 		free(g->path);

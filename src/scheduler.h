@@ -30,7 +30,9 @@ struct sched_config {
 	 * with BPF, else from the cgroup files; memory from the cgroup files). NULL: none. */
 	struct meter *meter;
 	uint32_t uid_min, uid_count;
-	uint32_t max_instances;
+	uint32_t max_instances; /* defaults for what a function's scaling settings leave unset */
+	uint32_t max_instances_total; /* all functions together; 0: no cap */
+	uint64_t memory_budget_mb;    /* memory_mb of all instances together; 0: no cap */
 	uint32_t queue_max;
 	uint32_t queue_timeout_ms;
 	uint32_t idle_ttl_s;
@@ -64,8 +66,11 @@ int sched_invoke(struct sched *s, const char *function, uint32_t version, const 
 /* The caller lost interest (client gone): no callback will come. */
 void sched_invocation_cancel(struct sched *s, struct invocation *inv);
 
-/* The live version changed: idle instances of other versions are retired. */
+/* The live version or the scaling settings changed: idle instances of other versions are
+ * retired, reserved instances (min_instances) started, idle ones above max_instances stopped. */
 void sched_function_changed(struct sched *s, const char *function);
+/* At start: the reserved instances of every function. */
+void sched_start_reserved(struct sched *s);
 /* The function is gone: its instances are killed and pending invocations answered 404. */
 void sched_function_deleted(struct sched *s, const char *function);
 

@@ -211,8 +211,13 @@ static int setup(struct daemon *d)
 		log_notice("spored: metering without eBPF (%s); CPU time comes from the cgroups",
 			   why ?: "disabled by metering_bpf = no");
 
+	/* The share of the host's memory instances may take together (instance_memory_pct). */
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	uint64_t host_mb = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize >> 20 : 0;
 	struct sched_config sc = {
 		.meter = d->meter,
+		.max_instances_total = c->max_instances_total,
+		.memory_budget_mb = host_mb * c->instance_memory_pct / 100,
 		.max_instances = c->max_instances,
 		.queue_max = c->queue_max,
 		.queue_timeout_ms = c->queue_timeout_ms,
@@ -254,6 +259,8 @@ static int setup(struct daemon *d)
 	r = zygotes_start(d->zygotes);
 	if (r < 0)
 		return r;
+	/* Reserved instances (min_instances) come up with the zygotes. */
+	sched_start_reserved(d->sched);
 
 	struct api_deps deps = {
 		.config = c,

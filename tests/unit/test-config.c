@@ -29,6 +29,7 @@ static const char *const all_keys[] = {
 	"keepalive_timeout_ms", "header_max_bytes", "invoke_body_max_bytes", "deploy_body_max_bytes",
 	"package_max_bytes", "package_max_entries", "log_max_bytes",	 "zygote_spares",
 	"sandbox", "sandbox_dir", "sandbox_uid_min", "sandbox_uid_count",
+	"metering_bpf", "bpf_pin_dir", "max_instances_total", "instance_memory_pct",
 };
 
 /* Numeric keys by name, to check tables against the struct. */
@@ -103,6 +104,10 @@ static void assert_defaults(const struct spore_config *c, bool check_runtime_dir
 	assert_int_equal(c->package_max_entries, 10000);
 	assert_int_equal(c->log_max_bytes, 8 * MIB);
 	assert_int_equal(c->zygote_spares, 2);
+	assert_true(c->metering_bpf);
+	assert_string_equal(c->bpf_pin_dir, "/sys/fs/bpf/spore");
+	assert_int_equal(c->max_instances_total, 2000);
+	assert_int_equal(c->instance_memory_pct, 80);
 }
 
 static void test_defaults(void **state)
