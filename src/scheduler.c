@@ -79,6 +79,7 @@ struct instance {
 	uint64_t invocations;
 	uint64_t idle_since_us;
 	uint64_t started_us;
+	uint64_t ready_us; /* when it became ready; 0 once its first invocation was dispatched */
 
 	int chan;
 	uint64_t chan_token;
@@ -113,6 +114,7 @@ struct invocation {
 	struct instance *inst;
 	bool queued;
 	int meter_kind; /* enum spore_err_kind + 1 where the answer's kind does not tell; 0 */
+	bool cold; /* it waited for a new instance to start */
 	struct loop_timer queue_timer; /* queue_timeout_ms after it was queued */
 	struct invocation *prev, *next;
 };
@@ -367,7 +369,7 @@ static void invocation_complete(struct invocation *inv, int status, const char *
 	if (inv->fn->stats) {
 		int kind = inv->meter_kind ? inv->meter_kind - 1 : meter_kind(status, body, len);
 		meter_count_request(inv->fn->stats, kind, now_us() - inv->enqueued_us);
-		if (inst && inst->invocations == 1)
+		if (inv->cold)
 			meter_count_cold_start(inv->fn->stats);
 	}
 	if (inv->done) {
@@ -377,7 +379,7 @@ static void invocation_complete(struct invocation *inv, int status, const char *
 			.len = body ? len : 0,
 			.reached = inst != NULL,
 			.version = inst ? inst->version : inv->version,
-			.cold = inst && inst->invocations == 1,
+			.cold = inv->cold,
 			.duration_us = inv->started_us ? now_us() - inv->started_us : 0,
 			.request_id = inv->request_id,
 		};
@@ -460,6 +462,10 @@ static void instance_set_idle(struct instance *inst)
 
 static void instance_dispatch(struct instance *inst, struct invocation *inv)
 {
+	/* Cold: the invocation was waiting when this new instance became ready. A reserved or
+	 * pre-warmed instance that was ready before it came is warm. */
+	inv->cold = inst->ready_us && inv->enqueued_us <= inst->ready_us;
+	inst->ready_us = 0;
 	struct sched *s = inst->s;
 	inv->inst = inst;
 	inv->started_us = now_us();
@@ -499,6 +505,7 @@ static void handle_frame(struct instance *inst, uint32_t type, const char *p, si
 		log_debug("sched: instance %s of '%s' v%u ready in %.2f ms", inst->id, fn->name,
 			  inst->version, (double)(now_us() - inst->started_us) / 1000.0);
 		instance_set_idle(inst);
+		inst->ready_us = now_us();
 		fn_pump(fn);
 		break;
 	case INST_INIT_ERROR: {
@@ -1045,6 +1052,29 @@ void sched_child_exited(struct sched *s, pid_t pid, int status)
 }
 
 
+static void instance_retire(struct instance *inst);
+
+/* Stops one idle instance of a function other than except that has more than its reserved
+ * ones (the longest idle); false if there is none. */
+static bool evict_idle(struct sched *s, struct fn_state *except)
+{
+	struct instance *best = NULL;
+	for (struct fn_state *fn = s->fns; fn; fn = fn->next) {
+		if (fn == except || fn->n_instances <= fn_eff(fn).min)
+			continue;
+		for (struct instance *i = fn->instances; i; i = i->next)
+			if (i->state == INSTANCE_IDLE &&
+			    (!best || i->idle_since_us < best->idle_since_us))
+				best = i;
+	}
+	if (!best)
+		return false;
+	log_info("sched: host at capacity: stopping idle instance %s of '%s' for '%s'", best->id,
+		 best->fn->name, except->name);
+	instance_retire(best);
+	return true;
+}
+
 static int instance_start(struct fn_state *fn, uint32_t version)
 {
 	struct sched *s = fn->s;
@@ -1054,10 +1084,12 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 		return -ENOENT;
 	const struct manifest *m = &v->manifest;
 	struct cgroup_manager *cg = s->cfg.cgroups;
-	/* The host's share: instances of all functions together, and their memory. */
-	if ((s->cfg.max_instances_total && s->n_instances >= s->cfg.max_instances_total) ||
-	    (s->cfg.memory_budget_mb && s->memory_mb + m->memory_mb > s->cfg.memory_budget_mb))
-		return -EUSERS;
+	/* The host's share: instances of all functions together, and their memory. At the limit,
+	 * idle instances of other functions beyond their reserved ones make room. */
+	while ((s->cfg.max_instances_total && s->n_instances >= s->cfg.max_instances_total) ||
+	       (s->cfg.memory_budget_mb && s->memory_mb + m->memory_mb > s->cfg.memory_budget_mb))
+		if (!evict_idle(s, fn))
+			return -EUSERS;
 
 	uint64_t token = ++s->next_token;
 	char id[20];
