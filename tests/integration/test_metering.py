@@ -153,7 +153,7 @@ def main(event, context):
     time.sleep(event["s"])
     return {}
 """))
-        ts = [threading.Thread(target=s.invoke_ok, args=("slow", {"s": 1.0})) for _ in range(2)]
+        ts = [threading.Thread(target=s.invoke_ok, args=("slow", {"s": 3.0})) for _ in range(2)]
         for t in ts:
             t.start()
         seen = harness.wait_for(lambda: self.bpf_stats("slow")["inflight"] == 2, 10, 0.05)
