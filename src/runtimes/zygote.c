@@ -53,6 +53,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
 /* "zygote-python3": every log message starts with it. */
 static char zname[48] = "zygote";
+/* The zygote's argv strings, one block: a sandboxed child blanks them, so that its
+ * /proc/PID/cmdline (the host's paths of the zygote, the sandbox dir, the cgroup pool) tells a
+ * function nothing about the host. */
+static char *args_start;
+static size_t args_len;
+static char sandbox_dir_buf[PATH_MAX], cgroup_pool_buf[PATH_MAX];
 /* --sandbox-dir: where spares build their root; NULL = instances are not sandboxed. */
 static const char *sandbox_dir;
 /* --cgroup-pool: a v2 cgroup directory; every sandboxed child is cloned into a fresh child cgroup
@@ -806,6 +812,10 @@ static pid_t zygote_fork(struct zygote *z, char cg[ZYG_CGROUP_MAX])
 		pid = sandbox_dir ? sandbox_clone_spare() : fork();
 	if (pid == 0) {
 		pool_fd = safe_close(pool_fd);
+		if (sandbox_dir && args_start && args_len > sizeof("spore-instance")) {
+			memset(args_start, 0, args_len);
+			memcpy(args_start, "spore-instance", sizeof("spore-instance"));
+		}
 		if (z->ops->after_fork_child)
 			z->ops->after_fork_child();
 		child_setup(z);
@@ -1155,7 +1165,13 @@ static int parse_argv(struct zygote *z, int argc, char *argv[])
 					  optarg);
 				return -EINVAL;
 			}
-			sandbox_dir = optarg;
+			/* Copied: a sandboxed child blanks the argv strings. */
+			if (strlen(optarg) >= sizeof(sandbox_dir_buf)) {
+				log_error("%s: --sandbox-dir: too long", zname);
+				return -EINVAL;
+			}
+			strcpy(sandbox_dir_buf, optarg);
+			sandbox_dir = sandbox_dir_buf;
 			break;
 		case ARG_CGROUP_POOL:
 			if (optarg[0] != '/') {
@@ -1163,7 +1179,12 @@ static int parse_argv(struct zygote *z, int argc, char *argv[])
 					  optarg);
 				return -EINVAL;
 			}
-			cgroup_pool = optarg;
+			if (strlen(optarg) >= sizeof(cgroup_pool_buf)) {
+				log_error("%s: --cgroup-pool: too long", zname);
+				return -EINVAL;
+			}
+			strcpy(cgroup_pool_buf, optarg);
+			cgroup_pool = cgroup_pool_buf;
 			break;
 		case ARG_LOG_LEVEL:
 			r = log_level_from_string(optarg);
@@ -1198,6 +1219,10 @@ int zygote_main(const struct runtime_ops *ops, int argc, char *argv[])
 	int r;
 
 	(void)snprintf(zname, sizeof(zname), "zygote-%s", ops->name);
+	if (argc > 0 && argv[0]) {
+		args_start = argv[0];
+		args_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+	}
 	r = parse_argv(&z, argc, argv);
 	if (r <= 0)
 		return r < 0 ? 2 : 0;

@@ -711,6 +711,10 @@ class TestHostile(SporeTestCase):
             if ctrls in lines:
                 self.assertTrue(lines[ctrls].startswith(base[ctrls] + "/fn-echo/i-"),
                                 "%s: %r" % (ctrls, lines[ctrls]))
+        # its command line names no host path (the zygote's argv is blanked in the child)
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmdline = f.read()
+        self.assertEqual(cmdline.rstrip(b"\0"), b"spore-instance", cmdline[:200])
         v2 = lines.get("")
         self.assertTrue(v2 and v2.startswith(base[""] + "/pool-python3/i-"), "v2: %r" % v2)
         unified = cgroup_dirs().get("unified")
