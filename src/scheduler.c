@@ -1525,6 +1525,10 @@ void sched_function_changed(struct sched *s, const char *function)
 	const struct fn_record *rec = registry_find(s->reg, function);
 	if (!rec)
 		return;
+	/* Metered from its deploy on: bpftool and /metrics list it before its first call. */
+	uint32_t slot;
+	if (s->cfg.meter && meter_fn_open(s->cfg.meter, function, &slot) < 0)
+		log_warning("sched: no meter slot for '%s'; it is not metered", function);
 	struct eff_scaling e;
 	struct fn_state *fn = fn_get(s, function, rec->scaling.min_instances > 0);
 	if (!fn)
@@ -1547,9 +1551,7 @@ void sched_function_changed(struct sched *s, const char *function)
 void sched_start_reserved(struct sched *s)
 {
 	for (size_t i = 0; i < registry_count(s->reg); i++) {
-		const struct fn_record *rec = registry_at(s->reg, i);
-		if (rec->scaling.min_instances > 0)
-			sched_function_changed(s, rec->name);
+		sched_function_changed(s, registry_at(s->reg, i)->name);
 	}
 }
 

@@ -69,7 +69,7 @@ void sched_invocation_cancel(struct sched *s, struct invocation *inv);
 /* The live version or the scaling settings changed: idle instances of other versions are
  * retired, reserved instances (min_instances) started, idle ones above max_instances stopped. */
 void sched_function_changed(struct sched *s, const char *function);
-/* At start: the reserved instances of every function. */
+/* At start: every function's meter slot and reserved instances. */
 void sched_start_reserved(struct sched *s);
 /* The function is gone: its instances are killed and pending invocations answered 404. */
 void sched_function_deleted(struct sched *s, const char *function);

@@ -62,6 +62,12 @@ class TestMetering(SporeTestCase):
         # a full core at 1,769 MB, so that the burn is not throttled by its quota
         s.deploy_ok("burn", py_package(BURN), memory_mb=1769)
 
+    def test_listed_from_deploy(self):
+        """A deployed function is in the map (all zero) before its first call."""
+        self.spored.deploy_ok("fresh", py_package(ECHO))
+        v = self.bpf_stats("fresh")
+        self.assertEqual(v["requests"], 0, v)
+
     def bpf_stats(self, name):
         out = subprocess.run([BPFTOOL, "-j", "map", "dump", "pinned",
                               os.path.join(self.pin_dir, "fn_stats")],
