@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include <cjson/cJSON.h>
 
 #include "config.h"
 #include "logs.h"
 #include "loop.h"
+#include "apigw.h"
 #include "manifest.h"
 #include "metrics.h"
 #include "registry.h"
@@ -63,6 +65,7 @@ size_t api_body_limit(const char *method, const char *path, void *userdata)
 	case ROUTE_FUNCTION_PUT:
 		return (size_t)a->d.config->deploy_body_max;
 	case ROUTE_FUNCTION_INVOKE:
+	case ROUTE_FUNCTION_HTTP:
 		return (size_t)a->d.config->invoke_body_max;
 	default:
 		return SMALL_BODY_MAX;
@@ -522,6 +525,7 @@ struct pending_invoke {
 	struct api *a;
 	struct conn *conn;
 	struct invocation *inv;
+	bool http; /* an HTTP route: the result is an API Gateway response */
 };
 
 static void invoke_abort(void *ud)
@@ -544,9 +548,128 @@ static void invoke_done(void *ud, const struct invoke_result *r)
 			 "X-Spore-Request-Id: %s\r\n",
 			 r->version, r->cold ? "true" : "false", (unsigned long long)r->duration_us,
 			 r->request_id);
-	(void)conn_respond(p->conn, r->status, "application/json", r->body, r->len, extra);
+	if (p->http && r->status == 200) {
+		struct apigw_response resp;
+		_cleanup_free_ char *err = NULL;
+		int k = apigw_response(r->body, r->len, &resp, &err);
+		if (k >= 0) {
+			_cleanup_free_ char *hdrs = NULL;
+			if (asprintf(&hdrs, "%s%s", extra, resp.extra_headers) < 0)
+				hdrs = NULL;
+			(void)conn_respond(p->conn, resp.status, resp.content_type, resp.body,
+					   resp.body_len, hdrs ?: extra);
+			apigw_response_done(&resp);
+		} else {
+			cJSON *j = cJSON_CreateObject();
+			char msg[512];
+			snprintf(msg, sizeof(msg), "the function returned an invalid HTTP response: %s",
+				 err ?: strerror(-k));
+			if (j && (!cJSON_AddStringToObject(j, "error", "bad_gateway") ||
+				  !cJSON_AddStringToObject(j, "message", msg))) {
+				cJSON_Delete(j);
+				j = NULL;
+			}
+			respond_json(p->conn, 502, j, extra);
+		}
+	} else
+		(void)conn_respond(p->conn, r->status, "application/json", r->body, r->len, extra);
 	conn_unref(p->conn);
 	free(p);
+}
+
+/* Hands the event to the scheduler; the answer comes through invoke_done(). */
+static void start_invoke(struct api *a, struct conn *c, const struct fn_record *f,
+			 uint32_t version, const char *event, size_t len, bool http)
+{
+	struct pending_invoke *p = calloc(1, sizeof(*p));
+	if (!p) {
+		respond_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	p->a = a;
+	p->conn = conn_ref(c);
+	p->http = http;
+	/* The answer may come before sched_invoke() returns (an instance that cannot be started):
+	 * everything p needs is set up first, and p is not touched after a successful call. */
+	conn_set_abort(c, invoke_abort, p);
+	int r = sched_invoke(a->d.sched, f->name, version, event, len, invoke_done, p, &p->inv);
+	if (r < 0) {
+		conn_set_abort(c, NULL, NULL);
+		conn_unref(c);
+		free(p);
+		if (r == -EAGAIN) {
+			cJSON *j = cJSON_CreateObject();
+			char msg[256];
+			snprintf(msg, sizeof(msg),
+				 "function '%s' has a full queue of invocations; try again later",
+				 f->name);
+			if (j && (!cJSON_AddStringToObject(j, "error", "throttled") ||
+				  !cJSON_AddStringToObject(j, "message", msg))) {
+				cJSON_Delete(j);
+				j = NULL;
+			}
+			respond_json(c, 429, j, "Retry-After: 1\r\n");
+		} else if (r == -ENOENT)
+			respond_error(c, 404, "not_found", "function '%s' version does not exist",
+				      f->name);
+		else
+			respond_error(c, 500, "internal", "invoke failed: %s", strerror(-r));
+	}
+}
+
+/* A random id for requestContext.requestId (the invocation gets its own request id too). */
+static void make_request_id(char out[40])
+{
+	unsigned char b[16];
+	if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+		uint64_t t = now_us();
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)(i * 131);
+	}
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* ANY /fn/{name}[/{path...}]: the request as an API Gateway HTTP API payload 2.0 event. */
+static void route_fn_http(struct api *a, struct conn *c, const struct route_match *m,
+			  const struct http_request *req)
+{
+	const struct fn_record *f = find_function(a, c, m);
+	if (!f)
+		return;
+	struct apigw_header *hs = calloc(req->n_headers + 1, sizeof(*hs));
+	if (!hs) {
+		respond_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < req->n_headers; i++)
+		hs[i] = (struct apigw_header){ req->headers[i].name, req->headers[i].value };
+	char ip[64], rid[40];
+	conn_peer_ip(c, ip, sizeof(ip));
+	make_request_id(rid);
+	const char *rest = req->path + m->rest;
+	struct apigw_request ar = {
+		.method = req->method,
+		.path = rest[0] ? rest : "/",
+		.query = req->query,
+		.headers = hs,
+		.n_headers = req->n_headers,
+		.body = req->body,
+		.body_len = req->body_len,
+		.source_ip = ip,
+		.request_id = rid,
+		.host = http_request_header(req, "host"),
+		.time_us = realtime_us(),
+		.http_minor = req->http_minor,
+	};
+	_cleanup_free_ char *event = NULL;
+	int r = apigw_event(&ar, &event);
+	free(hs);
+	if (r < 0) {
+		respond_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	start_invoke(a, c, f, 0, event, strlen(event), true);
 }
 
 static void route_invoke(struct api *a, struct conn *c, const struct route_match *m,
@@ -588,41 +711,7 @@ static void route_invoke(struct api *a, struct conn *c, const struct route_match
 		event = req->body;
 		len = req->body_len;
 	}
-	struct pending_invoke *p = calloc(1, sizeof(*p));
-	if (!p) {
-		respond_error(c, 500, "internal", "out of memory");
-		return;
-	}
-	p->a = a;
-	p->conn = conn_ref(c);
-	/* The answer may come before sched_invoke() returns (an instance that cannot be started):
-	 * everything p needs is set up first, and p is not touched after a successful call. */
-	conn_set_abort(c, invoke_abort, p);
-	r = sched_invoke(a->d.sched, f->name, version, event, len, invoke_done, p, &p->inv);
-	if (r < 0) {
-		conn_set_abort(c, NULL, NULL);
-		conn_unref(c);
-		free(p);
-		if (r == -EAGAIN) {
-			cJSON *j = cJSON_CreateObject();
-			char msg[256];
-			snprintf(msg, sizeof(msg),
-				 "function '%s' has %u invocations queued already; try again later",
-				 f->name, a->d.config->queue_max);
-			if (j && (!cJSON_AddStringToObject(j, "error", "throttled") ||
-				  !cJSON_AddStringToObject(j, "message", msg))) {
-				cJSON_Delete(j);
-				j = NULL;
-			}
-			respond_json(c, 429, j, "Retry-After: 1\r\n");
-		}
-		else if (r == -ENOENT)
-			respond_error(c, 404, "not_found", "function '%s' version does not exist",
-				      f->name);
-		else
-			respond_error(c, 500, "internal", "invoke failed: %s", strerror(-r));
-		return;
-	}
+	start_invoke(a, c, f, version, event, len, false);
 }
 
 /* --- logs ---------------------------------------------------------------------------------- */
@@ -827,6 +916,9 @@ void api_handle(struct conn *c, struct http_request *req, void *userdata)
 		break;
 	case ROUTE_FUNCTION_STATS:
 		route_stats(a, c, &m);
+		break;
+	case ROUTE_FUNCTION_HTTP:
+		route_fn_http(a, c, &m, req);
 		break;
 	default:
 		respond_error(c, 500, "internal", "unhandled route");

@@ -17,6 +17,7 @@ enum shape {
 	SHAPE_METRICS,   /* /metrics */
 	SHAPE_V1_METRICS, /* /v1/metrics */
 	SHAPE_STATS,     /* /v1/functions/{name}/stats */
+	SHAPE_FN_HTTP,   /* /fn/{name}[/...] */
 };
 
 static const struct {
@@ -52,6 +53,7 @@ static const char *const allow[] = {
 	[SHAPE_METRICS] = "GET",
 	[SHAPE_V1_METRICS] = "GET",
 	[SHAPE_STATS] = "GET",
+	[SHAPE_FN_HTTP] = "any",
 };
 
 /* Splits path into a shape and name; -ENOENT if it has none. A single trailing '/' is allowed. */
@@ -74,6 +76,21 @@ static int path_shape(const char *path, enum shape *ret_shape, struct route_matc
 	}
 	if (len == 11 && strncmp(path, "/v1/metrics", 11) == 0) {
 		*ret_shape = SHAPE_V1_METRICS;
+		return 0;
+	}
+	if (strncmp(path, "/fn/", 4) == 0) {
+		const char *name = path + 4;
+		size_t nl = strcspn(name, "/");
+		if (nl == 0)
+			return -ENOENT;
+		*ret_shape = SHAPE_FN_HTTP;
+		m->rest = (size_t)(name + nl - path);
+		if (nl >= sizeof(m->name)) {
+			m->name_too_long = true;
+			nl = sizeof(m->name) - 1;
+		}
+		memcpy(m->name, name, nl);
+		m->name[nl] = 0;
 		return 0;
 	}
 	static const char prefix[] = "/v1/functions";
@@ -125,6 +142,13 @@ int route_match(const char *method, const char *path, struct route_match *ret)
 	int r = path_shape(path, &shape, &m);
 	if (r < 0)
 		return r;
+	if (shape == SHAPE_FN_HTTP) {
+		/* Every method: the function decides what it answers. */
+		m.id = ROUTE_FUNCTION_HTTP;
+		m.management = false;
+		*ret = m;
+		return 0;
+	}
 	for (size_t i = 0; i < ELEMENTSOF(table); i++)
 		if (table[i].shape == shape && streq(table[i].method, method)) {
 			m.id = table[i].id;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum route_id {
 	ROUTE_HEALTHZ,
@@ -18,6 +19,7 @@ enum route_id {
 	ROUTE_METRICS_JSON,     /* GET /v1/metrics */
 	ROUTE_FUNCTION_STATS,   /* GET /v1/functions/{name}/stats */
 	ROUTE_FUNCTION_PATCH,   /* PATCH /v1/functions/{name}: scaling settings */
+	ROUTE_FUNCTION_HTTP,    /* any method on /fn/{name}[/{path...}]: an HTTP route */
 	_ROUTE_MAX,
 	_ROUTE_INVALID = -22,
 };
@@ -27,6 +29,8 @@ struct route_match {
 	bool management;  /* served on TCP only with the API token */
 	char name[256];   /* the {name} segment, undecoded; "" when the route has none */
 	bool name_too_long;
+	size_t rest; /* ROUTE_FUNCTION_HTTP: offset in the path of what follows the name ("" or
+			"/...") */
 	const char *allow; /* for -EOPNOTSUPP: the methods the path takes, e.g. "GET, PUT, DELETE" */
 };
 

@@ -100,6 +100,20 @@ bool conn_is_unix(const struct conn *c)
 	return c->is_unix;
 }
 
+void conn_peer_ip(const struct conn *c, char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	snprintf(buf, size, "%s", c->is_unix ? "unix" : "");
+	if (c->is_unix || c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		(void)inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)size);
+	else if (ss.ss_family == AF_INET6)
+		(void)inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf,
+				(socklen_t)size);
+}
+
 bool conn_alive(const struct conn *c)
 {
 	return !c->closed;

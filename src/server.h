@@ -43,6 +43,8 @@ void server_tick(struct server *s);
 size_t server_connection_count(const struct server *s);
 
 bool conn_is_unix(const struct conn *c);
+/* The peer's IP address as text ("unix" on the API socket, "" if unknown). */
+void conn_peer_ip(const struct conn *c, char *buf, size_t size);
 bool conn_alive(const struct conn *c);
 struct conn *conn_ref(struct conn *c);
 struct conn *conn_unref(struct conn *c);

@@ -40,6 +40,11 @@ static void test_table(void **state)
 		{ "GET", "/v1/metrics", 0, ROUTE_METRICS_JSON, "", 1 },
 		{ "POST", "/metrics", -EOPNOTSUPP, 0, NULL, 0 },
 		{ "GET", "/metricsx", -ENOENT, 0, NULL, 0 },
+		{ "GET", "/fn/web", 0, ROUTE_FUNCTION_HTTP, "web", 0 },
+		{ "DELETE", "/fn/web/a/b", 0, ROUTE_FUNCTION_HTTP, "web", 0 },
+		{ "PROPFIND", "/fn/web/", 0, ROUTE_FUNCTION_HTTP, "web", 0 },
+		{ "GET", "/fn/", -ENOENT, 0, NULL, 0 },
+		{ "GET", "/fn//x", -ENOENT, 0, NULL, 0 },
 		{ "POST", "/healthz", -EOPNOTSUPP, 0, NULL, 0 },
 		{ "GET", "/v1/functions/hello/invoke", -EOPNOTSUPP, 0, NULL, 0 },
 		{ "POST", "/v1/functions/hello", -EOPNOTSUPP, 0, NULL, 0 },
@@ -76,6 +81,21 @@ static void test_allow(void **state)
 	assert_string_equal(m.allow, "GET, PUT, PATCH, DELETE");
 }
 
+static void test_fn_http_rest(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *path, *rest;
+	} cases[] = {
+		{ "/fn/web", "" }, { "/fn/web/", "/" }, { "/fn/web/a/b", "/a/b" }, { "/fn/w/x%", "/x%" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct route_match m;
+		assert_int_equal(route_match("GET", cases[i].path, &m), 0);
+		assert_string_equal(cases[i].path + m.rest, cases[i].rest);
+	}
+}
+
 static void test_long_name(void **state)
 {
 	(void)state;
@@ -93,6 +113,7 @@ int main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_allow),
 		cmocka_unit_test(test_long_name),
+		cmocka_unit_test(test_fn_http_rest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
