@@ -71,6 +71,37 @@ struct spore_fn_stats {
 };
 
 #ifndef __bpf__
+/* The latency (us) below which a fraction q (0..1) of the counted latencies fall, interpolated
+ * linearly inside the bucket; 0 when the histogram is empty. For src/metrics.c and sporectl top. */
+static inline double spore_lat_quantile_us(const __u64 *buckets, double q)
+{
+	__u64 total = 0, seen = 0;
+	double rank;
+
+	for (unsigned i = 0; i < SPORE_LAT_BUCKETS; i++)
+		total += buckets[i];
+	if (total == 0)
+		return 0;
+	if (q < 0)
+		q = 0;
+	if (q > 1)
+		q = 1;
+	rank = q * (double)total;
+	for (unsigned i = 0; i < SPORE_LAT_BUCKETS; i++) {
+		double lo = i == 0 ? 0 : (double)(1ull << i), hi = (double)(1ull << (i + 1));
+
+		if (buckets[i] == 0)
+			continue;
+		if ((double)(seen + buckets[i]) >= rank || i == SPORE_LAT_BUCKETS - 1) {
+			if (i == SPORE_LAT_BUCKETS - 1)
+				return lo; /* open-ended */
+			return lo + (hi - lo) * ((rank - (double)seen) / (double)buckets[i]);
+		}
+		seen += buckets[i];
+	}
+	return 0; /* not reached */
+}
+
 _Static_assert(sizeof(struct spore_fn_stats) % 8 == 0, "fn_stats entries must stay 8-aligned");
 _Static_assert(sizeof(struct spore_fn_errors) == _SPORE_ERR_MAX * sizeof(__u64),
 	       "one errors field per enum spore_err_kind");

@@ -15,6 +15,7 @@
 #include "logs.h"
 #include "loop.h"
 #include "apigw.h"
+#include "async.h"
 #include "manifest.h"
 #include "metrics.h"
 #include "registry.h"
@@ -71,6 +72,8 @@ size_t api_body_limit(const char *method, const char *path, void *userdata)
 		return SMALL_BODY_MAX;
 	}
 }
+
+#define ASYNC_EVENT_MAX (1024u * 1024u) /* as Lambda: async payloads up to 1 MB */
 
 /* --- responses ----------------------------------------------------------------------------- */
 
@@ -453,6 +456,8 @@ static void route_delete(struct api *a, struct conn *c, const struct route_match
 		return;
 	}
 	sched_function_deleted(a->d.sched, m->name);
+	if (a->d.async)
+		async_function_deleted(a->d.async, m->name);
 	(void)log_store_remove(a->d.logs, m->name);
 	log_info("api: deleted '%s'", m->name);
 	(void)conn_respond(c, 204, NULL, NULL, 0, NULL);
@@ -696,6 +701,18 @@ static void route_invoke(struct api *a, struct conn *c, const struct route_match
 		respond_error(c, 400, "bad_request", "query: malformed");
 		return;
 	}
+	const char *type = http_request_header(req, "x-spore-invocation-type");
+	bool event_type = type && strcasecmp(type, "event") == 0;
+	if (type && !event_type && strcasecmp(type, "request-response") != 0) {
+		respond_error(c, 400, "bad_request",
+			      "X-Spore-Invocation-Type: '%.32s' is not event or request-response", type);
+		return;
+	}
+	if (event_type && req->body_len > ASYNC_EVENT_MAX) {
+		respond_error(c, 413, "payload_too_large",
+			      "body: an asynchronous event is at most %u bytes", ASYNC_EVENT_MAX);
+		return;
+	}
 	const char *event = "null";
 	size_t len = 4;
 	if (req->body_len > 0) {
@@ -711,7 +728,65 @@ static void route_invoke(struct api *a, struct conn *c, const struct route_match
 		event = req->body;
 		len = req->body_len;
 	}
+	if (event_type) {
+		if (version) {
+			respond_error(c, 400, "bad_request",
+				      "version: asynchronous invocations run the live version");
+			return;
+		}
+		char id[40];
+		r = a->d.async ? async_submit(a->d.async, f->name, event, len, id) : -EOPNOTSUPP;
+		if (r == -EAGAIN) {
+			respond_error(c, 429, "throttled", "too many asynchronous invocations pending");
+			return;
+		}
+		if (r == -ENOSPC || r == -EDQUOT) {
+			respond_error(c, 507, "insufficient_storage",
+				      "no space left in the state directory for the event");
+			return;
+		}
+		if (r < 0) {
+			respond_error(c, 500, "internal", "cannot accept the event: %s", strerror(-r));
+			return;
+		}
+		char extra[96];
+		snprintf(extra, sizeof(extra), "X-Spore-Invocation-Id: %s\r\n", id);
+		cJSON *j = cJSON_CreateObject();
+		if (j && (!cJSON_AddStringToObject(j, "id", id) ||
+			  !cJSON_AddStringToObject(j, "state", "queued"))) {
+			cJSON_Delete(j);
+			j = NULL;
+		}
+		respond_json(c, 202, j, extra);
+		return;
+	}
 	start_invoke(a, c, f, version, event, len, false);
+}
+
+static void route_invocation(struct api *a, struct conn *c, const struct route_match *m)
+{
+	cJSON *j = NULL;
+	int r = a->d.async ? async_get_json(a->d.async, m->name, &j) : -ENOENT;
+	if (r == -ENOENT)
+		respond_error(c, 404, "not_found", "no asynchronous invocation '%.64s'", m->name);
+	else if (r < 0)
+		respond_error(c, 500, "internal", "cannot read invocation '%.64s': %s", m->name,
+			      strerror(-r));
+	else
+		respond_json(c, 200, j, NULL);
+}
+
+static void route_dead_letters(struct api *a, struct conn *c, const struct route_match *m)
+{
+	const struct fn_record *f = find_function(a, c, m);
+	if (!f)
+		return;
+	cJSON *j = NULL;
+	int r = a->d.async ? async_dead_letters_json(a->d.async, f->name, &j) : -EOPNOTSUPP;
+	if (r < 0)
+		respond_error(c, 500, "internal", "cannot list dead letters: %s", strerror(-r));
+	else
+		respond_json(c, 200, j, NULL);
 }
 
 /* --- logs ---------------------------------------------------------------------------------- */
@@ -919,6 +994,12 @@ void api_handle(struct conn *c, struct http_request *req, void *userdata)
 		break;
 	case ROUTE_FUNCTION_HTTP:
 		route_fn_http(a, c, &m, req);
+		break;
+	case ROUTE_INVOCATION_GET:
+		route_invocation(a, c, &m);
+		break;
+	case ROUTE_FUNCTION_DEAD_LETTERS:
+		route_dead_letters(a, c, &m);
 		break;
 	default:
 		respond_error(c, 500, "internal", "unhandled route");

@@ -22,6 +22,7 @@ struct api_deps {
 	struct zygotes *zygotes;
 	struct log_store *logs;
 	struct meter *meter;
+	struct async *async;
 };
 
 int api_new(const struct api_deps *deps, struct api **ret);

@@ -30,9 +30,6 @@
 #define CGROUP2_SUPER_MAGIC_ 0x63677270
 #define BPF_FS_DEFAULT_MOUNT "/sys/fs/bpf"
 
-/* The maps pinned in pin_dir (LIBBPF_PIN_BY_NAME: their names in bpf/meter.bpf.c). */
-static const char *const pinned_maps[] = { "fn_stats", "cg_slot" };
-
 struct meter {
 	struct spore_fn_stats *stats; /* max_functions slots */
 	uint32_t max_functions;
@@ -48,6 +45,9 @@ struct meter {
 /* ---- the BPF side ------------------------------------------------------------------------ */
 
 #if METER_HAVE_BPF
+
+/* The maps pinned in pin_dir (LIBBPF_PIN_BY_NAME: their names in bpf/meter.bpf.c). */
+static const char *const pinned_maps[] = { "fn_stats", "cg_slot" };
 
 static bool slot_open(const struct meter *m, uint32_t slot)
 {
@@ -103,8 +103,8 @@ static int bpffs_dir(const char *dir, char **ret_reason)
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return error_set(ret_reason, -errno, "cannot create pin directory '%s': %m", dir);
 	if (!is_bpffs(dir))
-		return error_set(ret_reason, -ENOTDIR, "pin directory '%s' is not on a bpf filesystem",
-				 dir);
+		return error_set(ret_reason, -ENOTDIR,
+				 "pin directory '%s' is not on a bpf filesystem", dir);
 	return 0;
 }
 
@@ -176,7 +176,10 @@ fail:
 
 static int bpf_setup(struct meter *m, const struct meter_config *cfg, char **ret_reason)
 {
-	static const enum meter_cpu_hook autos[] = { METER_CPU_HOOK_RUNTIME, METER_CPU_HOOK_SWITCH };
+	static const enum meter_cpu_hook autos[] = {
+		METER_CPU_HOOK_RUNTIME,
+		METER_CPU_HOOK_SWITCH,
+	};
 	const char *pin_dir = cfg->pin_dir ?: METER_PIN_DIR_DEFAULT;
 	uint32_t max_cgroups = cfg->max_cgroups ?: METER_MAX_CGROUPS_DEFAULT;
 	_cleanup_free_ char *dir = NULL, *first = NULL;
@@ -265,23 +268,17 @@ int meter_new(const struct meter_config *cfg, struct meter **ret, char **ret_rea
 		r = bpf_setup(m, cfg, &reason);
 		if (r == -ENOMEM)
 			return r;
-	} else
-		reason = strdup("BPF metering is turned off");
+	}
 #else
-	reason = strdup("spore was built without BPF support");
+	if (cfg->bpf && !(reason = strdup("spore was built without BPF support")))
+		return -ENOMEM;
 #endif
 	if (r < 0) {
 		m->stats = calloc(m->max_functions, sizeof(struct spore_fn_stats));
 		if (!m->stats)
 			return -ENOMEM;
-		if (ret_reason) {
-			_cleanup_free_ char *line = NULL;
-
-			if (asprintf(&line, "meter: %s; CPU and memory come from the cgroup files",
-				     reason ?: "BPF is not available") < 0)
-				return -ENOMEM;
-			*ret_reason = TAKE_PTR(line);
-		}
+		if (ret_reason && reason)
+			*ret_reason = TAKE_PTR(reason);
 	}
 	*ret = TAKE_PTR(m);
 	return 0;
@@ -354,7 +351,7 @@ int meter_fn_open(struct meter *m, const char *name, uint32_t *ret_slot)
 		s = &m->stats[i];
 		if (s->name[0] != '\0')
 			continue;
-		/* A reader may look at any time: the counters go to zero before the name appears. */
+		/* Readers may look at any time: the counters go to zero before the name appears. */
 		memset((char *)s + sizeof(s->name), 0, sizeof(*s) - sizeof(s->name));
 		__atomic_thread_fence(__ATOMIC_RELEASE);
 		memcpy(s->name, name, l + 1);

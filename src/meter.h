@@ -60,8 +60,10 @@ struct meter;
  *
  * When BPF cannot be used (no privilege, no kernel BTF, the verifier refuses, bpffs cannot be
  * mounted, built without BPF) meter_new() still succeeds, in fallback mode, and sets
- * *ret_reason (malloc'ed, one line, for the caller to log once); with BPF running, or ret_reason
- * NULL, *ret_reason is not written. Fails only with -EINVAL (bad cfg) or -ENOMEM. */
+ * *ret_reason (malloc'ed, one line, the cause only, e.g. "cannot load the BPF program
+ * on_runtime: Operation not permitted (needs root or CAP_BPF+CAP_PERFMON)", for the caller to
+ * log once). *ret_reason is not written with BPF running, with cfg->bpf false (fallback mode on
+ * purpose), or when ret_reason is NULL. Fails only with -EINVAL (bad cfg) or -ENOMEM. */
 int meter_new(const struct meter_config *cfg, struct meter **ret, char **ret_reason);
 /* Detaches the program, unmaps and removes the pins (and pin_dir if empty). NULL is fine. */
 struct meter *meter_free(struct meter *m);
@@ -191,12 +193,14 @@ static inline void meter_count_cold_start(struct spore_fn_stats *s)
  * come and go; or set them outright. */
 static inline void meter_inflight_add(struct spore_fn_stats *s, int d)
 {
-	d >= 0 ? meter_add_(&s->inflight, (uint64_t)d) : meter_sub_(&s->inflight, (uint64_t)-(int64_t)d);
+	d >= 0 ? meter_add_(&s->inflight, (uint64_t)d)
+	       : meter_sub_(&s->inflight, (uint64_t)-(int64_t)d);
 }
 
 static inline void meter_queued_add(struct spore_fn_stats *s, int d)
 {
-	d >= 0 ? meter_add_(&s->queued, (uint64_t)d) : meter_sub_(&s->queued, (uint64_t)-(int64_t)d);
+	d >= 0 ? meter_add_(&s->queued, (uint64_t)d)
+	       : meter_sub_(&s->queued, (uint64_t)-(int64_t)d);
 }
 
 static inline void meter_instances_add(struct spore_fn_stats *s, int d)
@@ -211,35 +215,4 @@ static inline void meter_set_gauges(struct spore_fn_stats *s, uint64_t inflight,
 	meter_set_(&s->inflight, inflight);
 	meter_set_(&s->queued, queued);
 	meter_set_(&s->instances, instances);
-}
-
-/* The latency (us) below which a fraction q (0..1) of the counted latencies fall, interpolated
- * linearly inside the bucket; 0 when the histogram is empty. Also used by sporectl top. */
-static inline double meter_lat_quantile_us(const __u64 *buckets, double q)
-{
-	uint64_t total = 0, seen = 0;
-	double rank;
-
-	for (unsigned i = 0; i < SPORE_LAT_BUCKETS; i++)
-		total += buckets[i];
-	if (total == 0)
-		return 0;
-	if (q < 0)
-		q = 0;
-	if (q > 1)
-		q = 1;
-	rank = q * (double)total;
-	for (unsigned i = 0; i < SPORE_LAT_BUCKETS; i++) {
-		double lo = i == 0 ? 0 : (double)(1ull << i), hi = (double)(1ull << (i + 1));
-
-		if (buckets[i] == 0)
-			continue;
-		if ((double)(seen + buckets[i]) >= rank || i == SPORE_LAT_BUCKETS - 1) {
-			if (i == SPORE_LAT_BUCKETS - 1)
-				return lo; /* open-ended */
-			return lo + (hi - lo) * ((rank - (double)seen) / (double)buckets[i]);
-		}
-		seen += buckets[i];
-	}
-	return 0; /* not reached */
 }

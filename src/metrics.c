@@ -151,6 +151,7 @@ struct simple_family {
 };
 
 #define FIELD(f) offsetof(struct spore_fn_stats, f)
+#define DURATION "spore_request_duration_seconds"
 
 static const struct simple_family simple_families[] = {
 	{ "spore_requests_total", "counter", "Invocations that ended, whatever the outcome.",
@@ -212,7 +213,7 @@ static int prometheus_functions(const struct snap *v, size_t n, struct buf *out)
 	}
 
 	if (r >= 0)
-		r = family(out, "spore_request_duration_seconds", "histogram",
+		r = family(out, DURATION, "histogram",
 			   "Invocation latency, from arrival to answer.");
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		uint64_t cum = 0;
@@ -225,19 +226,18 @@ static int prometheus_functions(const struct snap *v, size_t n, struct buf *out)
 				(void)snprintf(le, sizeof(le), "+Inf");
 			else
 				fixed_str(le, 1ull << (b + 1), 6, 1000000u);
-			r = series(out, "spore_request_duration_seconds", "_bucket", &v[i], "le",
-				   le);
+			r = series(out, DURATION, "_bucket", &v[i], "le", le);
 			if (r >= 0)
 				r = buf_printf(out, "%" PRIu64 "\n", cum);
 		}
 		if (r >= 0)
-			r = series(out, "spore_request_duration_seconds", "_sum", &v[i], NULL, NULL);
+			r = series(out, DURATION, "_sum", &v[i], NULL, NULL);
 		if (r >= 0)
 			r = append_fixed(out, v[i].s.lat_sum_us, 6, 1000000u);
 		if (r >= 0)
 			r = buf_append_str(out, "\n");
 		if (r >= 0)
-			r = series(out, "spore_request_duration_seconds", "_count", &v[i], NULL, NULL);
+			r = series(out, DURATION, "_count", &v[i], NULL, NULL);
 		if (r >= 0)
 			r = buf_printf(out, "%" PRIu64 "\n", v[i].lat_count);
 	}
@@ -286,15 +286,16 @@ static cJSON *fn_json(const struct snap *f)
 	ok = e != NULL;
 	for (int k = 0; ok && k < _SPORE_ERR_MAX; k++)
 		ok = add_u64(e, meter_err_kind_to_string((enum spore_err_kind)k), errs[k]);
-	ok = ok && add_u64(o, "throttled", f->s.throttled) && add_u64(o, "inflight", f->s.inflight) &&
-	     add_u64(o, "queued", f->s.queued) && add_u64(o, "instances", f->s.instances) &&
+	ok = ok && add_u64(o, "throttled", f->s.throttled) &&
+	     add_u64(o, "inflight", f->s.inflight) && add_u64(o, "queued", f->s.queued) &&
+	     add_u64(o, "instances", f->s.instances) &&
 	     add_u64(o, "cold_starts", f->s.cold_starts) && add_u64(o, "cpu_ns", f->s.cpu_ns) &&
 	     add_u64(o, "memory_bytes", f->s.mem_bytes) &&
 	     add_u64(o, "memory_peak_bytes", f->s.mem_peak_bytes);
 	lat = ok ? cJSON_AddObjectToObject(o, "latency_us") : NULL;
 	ok = lat && add_u64(lat, "count", f->lat_count) && add_u64(lat, "sum", f->s.lat_sum_us) &&
-	     cJSON_AddNumberToObject(lat, "p50", meter_lat_quantile_us(f->s.lat_us, 0.5)) &&
-	     cJSON_AddNumberToObject(lat, "p99", meter_lat_quantile_us(f->s.lat_us, 0.99));
+	     cJSON_AddNumberToObject(lat, "p50", spore_lat_quantile_us(f->s.lat_us, 0.5)) &&
+	     cJSON_AddNumberToObject(lat, "p99", spore_lat_quantile_us(f->s.lat_us, 0.99));
 	b = ok ? cJSON_AddArrayToObject(lat, "buckets") : NULL;
 	ok = b != NULL;
 	for (unsigned i = 0; ok && i < SPORE_LAT_BUCKETS; i++) {

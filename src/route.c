@@ -18,6 +18,8 @@ enum shape {
 	SHAPE_V1_METRICS, /* /v1/metrics */
 	SHAPE_STATS,     /* /v1/functions/{name}/stats */
 	SHAPE_FN_HTTP,   /* /fn/{name}[/...] */
+	SHAPE_DEAD,      /* /v1/functions/{name}/dead-letters */
+	SHAPE_INVOCATION, /* /v1/invocations/{id} */
 };
 
 static const struct {
@@ -37,6 +39,8 @@ static const struct {
 	{ SHAPE_METRICS, "GET", ROUTE_METRICS, false },
 	{ SHAPE_V1_METRICS, "GET", ROUTE_METRICS_JSON, true },
 	{ SHAPE_STATS, "GET", ROUTE_FUNCTION_STATS, true },
+	{ SHAPE_DEAD, "GET", ROUTE_FUNCTION_DEAD_LETTERS, true },
+	{ SHAPE_INVOCATION, "GET", ROUTE_INVOCATION_GET, true },
 	{ SHAPE_ROLLBACK, "POST", ROUTE_FUNCTION_ROLLBACK, true },
 	{ SHAPE_INVOKE, "POST", ROUTE_FUNCTION_INVOKE, false },
 	{ SHAPE_LOGS, "GET", ROUTE_FUNCTION_LOGS, true },
@@ -54,6 +58,8 @@ static const char *const allow[] = {
 	[SHAPE_V1_METRICS] = "GET",
 	[SHAPE_STATS] = "GET",
 	[SHAPE_FN_HTTP] = "any",
+	[SHAPE_DEAD] = "GET",
+	[SHAPE_INVOCATION] = "GET",
 };
 
 /* Splits path into a shape and name; -ENOENT if it has none. A single trailing '/' is allowed. */
@@ -93,6 +99,20 @@ static int path_shape(const char *path, enum shape *ret_shape, struct route_matc
 		m->name[nl] = 0;
 		return 0;
 	}
+	if (strncmp(path, "/v1/invocations/", 16) == 0) {
+		const char *id = path + 16;
+		size_t il = len > 16 ? len - 16 : 0;
+		if (il == 0 || memchr(id, '/', il))
+			return -ENOENT;
+		*ret_shape = SHAPE_INVOCATION;
+		if (il >= sizeof(m->name)) {
+			m->name_too_long = true;
+			il = sizeof(m->name) - 1;
+		}
+		memcpy(m->name, id, il);
+		m->name[il] = 0;
+		return 0;
+	}
 	static const char prefix[] = "/v1/functions";
 	size_t pl = sizeof(prefix) - 1;
 	if (len < pl || strncmp(path, prefix, pl) != 0)
@@ -123,6 +143,8 @@ static int path_shape(const char *path, enum shape *ret_shape, struct route_matc
 			*ret_shape = SHAPE_LOGS;
 		else if (sl == 5 && strncmp(sub, "stats", 5) == 0)
 			*ret_shape = SHAPE_STATS;
+		else if (sl == 12 && strncmp(sub, "dead-letters", 12) == 0)
+			*ret_shape = SHAPE_DEAD;
 		else
 			return -ENOENT;
 	}

@@ -20,6 +20,8 @@ enum route_id {
 	ROUTE_FUNCTION_STATS,   /* GET /v1/functions/{name}/stats */
 	ROUTE_FUNCTION_PATCH,   /* PATCH /v1/functions/{name}: scaling settings */
 	ROUTE_FUNCTION_HTTP,    /* any method on /fn/{name}[/{path...}]: an HTTP route */
+	ROUTE_FUNCTION_DEAD_LETTERS, /* GET /v1/functions/{name}/dead-letters */
+	ROUTE_INVOCATION_GET,   /* GET /v1/invocations/{id} (the id in name) */
 	_ROUTE_MAX,
 	_ROUTE_INVALID = -22,
 };

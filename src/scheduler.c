@@ -108,6 +108,7 @@ struct invocation {
 	char *event;
 	size_t len;
 	invoke_done_fn done;
+	void (*on_start)(void *userdata); /* right before it goes to an instance; may be NULL */
 	void *userdata;
 	uint64_t enqueued_us;
 	uint64_t started_us;
@@ -466,6 +467,8 @@ static void instance_dispatch(struct instance *inst, struct invocation *inv)
 	 * pre-warmed instance that was ready before it came is warm. */
 	inv->cold = inst->ready_us && inv->enqueued_us <= inst->ready_us;
 	inst->ready_us = 0;
+	if (inv->on_start)
+		inv->on_start(inv->userdata);
 	struct sched *s = inst->s;
 	inv->inst = inst;
 	inv->started_us = now_us();
@@ -1394,6 +1397,13 @@ static void on_queue_timeout(struct loop_timer *t)
 int sched_invoke(struct sched *s, const char *function, uint32_t version, const char *event,
 		 size_t len, invoke_done_fn done, void *userdata, struct invocation **ret)
 {
+	return sched_invoke_ex(s, function, version, event, len, done, NULL, userdata, ret);
+}
+
+int sched_invoke_ex(struct sched *s, const char *function, uint32_t version, const char *event,
+		    size_t len, invoke_done_fn done, void (*on_start)(void *userdata),
+		    void *userdata, struct invocation **ret)
+{
 	const struct fn_record *rec = registry_find(s->reg, function);
 	if (!rec)
 		return -ENOENT;
@@ -1426,6 +1436,7 @@ int sched_invoke(struct sched *s, const char *function, uint32_t version, const 
 	inv->fn = fn;
 	inv->version = version;
 	inv->done = done;
+	inv->on_start = on_start;
 	inv->userdata = userdata;
 	inv->enqueued_us = now_us();
 	inv->queue_timer.fn = on_queue_timeout;
@@ -1444,6 +1455,11 @@ int sched_invoke(struct sched *s, const char *function, uint32_t version, const 
 	*ret = inv;
 	fn_pump(fn);
 	return 0;
+}
+
+bool sched_invocation_started(const struct invocation *inv)
+{
+	return inv->started_us != 0;
 }
 
 void sched_invocation_cancel(struct sched *s, struct invocation *inv)

@@ -63,6 +63,13 @@ struct sched *sched_free(struct sched *s);
  * -ENOENT: unknown function or version; -EAGAIN: the queue is full; -ENOMEM. */
 int sched_invoke(struct sched *s, const char *function, uint32_t version, const char *event,
 		 size_t len, invoke_done_fn fn, void *userdata, struct invocation **ret);
+/* The same, and on_start(userdata) is called right before the invocation goes to an instance
+ * (never for one answered without reaching an instance). */
+int sched_invoke_ex(struct sched *s, const char *function, uint32_t version, const char *event,
+		    size_t len, invoke_done_fn fn, void (*on_start)(void *userdata), void *userdata,
+		    struct invocation **ret);
+/* True once the invocation was handed to an instance. */
+bool sched_invocation_started(const struct invocation *inv);
 /* The caller lost interest (client gone): no callback will come. */
 void sched_invocation_cancel(struct sched *s, struct invocation *inv);
 

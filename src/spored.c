@@ -28,6 +28,7 @@
 #include "zygotes.h"
 #include "cgroup.h"
 #include "meter.h"
+#include "async.h"
 #include <sys/file.h>
 
 #define INIT_TIMEOUT_MS 10000
@@ -40,6 +41,7 @@ struct daemon {
 	struct log_store *logs;
 	struct cgroup_manager *cgroups;
 	struct meter *meter;
+	struct async *async;
 	int lock_fd;
 	struct sched *sched;
 	struct zygotes *zygotes;
@@ -262,6 +264,14 @@ static int setup(struct daemon *d)
 	/* Reserved instances (min_instances) come up with the zygotes. */
 	sched_start_reserved(d->sched);
 
+	/* Asynchronous invocations left by the last run: on their way again. */
+	struct async_config ac = { .retries = 2, .backoff_ms = 1000 };
+	r = async_new(d->loop, d->sched, d->reg, c->state_dir, &ac, &d->async);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot open the asynchronous invocations in "
+				       "'%s/async': %m", c->state_dir);
+	async_start(d->async);
+
 	struct api_deps deps = {
 		.config = c,
 		.registry = d->reg,
@@ -269,6 +279,7 @@ static int setup(struct daemon *d)
 		.zygotes = d->zygotes,
 		.logs = d->logs,
 		.meter = d->meter,
+		.async = d->async,
 	};
 	r = api_new(&deps, &d->api);
 	if (r < 0)
@@ -305,6 +316,7 @@ static void teardown(struct daemon *d)
 		server_stop_listening(d->server);
 	d->server = server_free(d->server);
 	d->api = api_free(d->api);
+	d->async = async_free(d->async);
 	d->sched = sched_free(d->sched);
 	d->zygotes = zygotes_free(d->zygotes);
 	d->meter = meter_free(d->meter);

@@ -20,6 +20,7 @@
 #include "spore-config.h"
 #include "sporectl-client.h"
 #include "sporectl-pack.h"
+#include "sporectl-top.h"
 #include "sporectl-util.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
@@ -128,6 +129,8 @@ static void help(void)
 	       "  logs NAME [-f] [--tail N]\n"
 	       "                          Print NAME's log lines\n"
 	       "  runtimes                List runtimes and their zygotes\n"
+	       "  top [NAME...]           Live per-function figures (requests/s, errors,\n"
+	       "                          instances, CPU, memory, latency), every second\n"
 	       "\n"
 	       "Options:\n"
 	       "      --socket PATH       API unix socket (default: $SPORE_SOCKET or\n"
@@ -953,6 +956,11 @@ static int cmd_logs(struct ctl *ctl, char **args, size_t n_args)
 	return request(ctl, "GET", buf_cstr(&path), NULL, 0, on_log_line, &state, &resp);
 }
 
+static int cmd_top(struct ctl *ctl, char **args, size_t n_args)
+{
+	return sporectl_top(&ctl->client, ctl->json, args, n_args);
+}
+
 /* ---- arguments -------------------------------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -965,6 +973,7 @@ static const struct command commands[] = {
 	{ "rm", cmd_rm, 1, 1, 0 },
 	{ "logs", cmd_logs, 1, 1, OPTF_FOLLOW | OPTF_TAIL },
 	{ "runtimes", cmd_runtimes, 0, 0, 0 },
+	{ "top", cmd_top, 0, 64, 0 },
 };
 
 static const struct command *find_command(const char *name)
