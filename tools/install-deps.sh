@@ -10,7 +10,7 @@ PACKAGES=(
 	libcurl4-openssl-dev libssl-dev libcmocka-dev
 	python3 python3-dev libpython3-dev
 	libbpf-dev bpftool
-	valgrind curl wrk util-linux procps
+	valgrind curl wrk util-linux procps jq
 )
 
 missing=()
