@@ -458,6 +458,7 @@ static void route_delete(struct api *a, struct conn *c, const struct route_match
 	sched_function_deleted(a->d.sched, m->name);
 	if (a->d.async)
 		async_function_deleted(a->d.async, m->name);
+	metrics_codes_forget(a->d.codes, m->name);
 	(void)log_store_remove(a->d.logs, m->name);
 	log_info("api: deleted '%s'", m->name);
 	(void)conn_respond(c, 204, NULL, NULL, 0, NULL);
@@ -896,7 +897,7 @@ static bool authorized(struct api *a, struct conn *c, const struct http_request 
 static void route_metrics(struct api *a, struct conn *c)
 {
 	struct buf out = BUF_INIT;
-	if (metrics_prometheus(a->d.meter, &out) < 0) {
+	if (metrics_prometheus(a->d.meter, a->d.codes, &out) < 0) {
 		buf_done(&out);
 		respond_error(c, 500, "internal", "out of memory");
 		return;

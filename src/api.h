@@ -23,6 +23,7 @@ struct api_deps {
 	struct log_store *logs;
 	struct meter *meter;
 	struct async *async;
+	struct metrics_codes *codes;
 };
 
 int api_new(const struct api_deps *deps, struct api **ret);

@@ -151,24 +151,133 @@ struct simple_family {
 };
 
 #define FIELD(f) offsetof(struct spore_fn_stats, f)
-#define DURATION "spore_request_duration_seconds"
+#define DURATION "spore_function_duration_seconds"
 
 static const struct simple_family simple_families[] = {
-	{ "spore_requests_total", "counter", "Invocations that ended, whatever the outcome.",
-	  FIELD(requests) },
-	{ "spore_inflight", "gauge", "Invocations running on an instance now.", FIELD(inflight) },
-	{ "spore_queue_length", "gauge", "Invocations waiting in the function's queue now.",
+	{ "spore_function_inflight", "gauge", "Invocations running on an instance now.", FIELD(inflight) },
+	{ "spore_function_queue_length", "gauge", "Invocations waiting in the function's queue now.",
 	  FIELD(queued) },
-	{ "spore_instances", "gauge", "Instances of the function now.", FIELD(instances) },
-	{ "spore_cold_starts_total", "counter",
+	{ "spore_function_instances", "gauge", "Instances of the function now.", FIELD(instances) },
+	{ "spore_function_cold_starts_total", "counter",
 	  "Invocations that had to wait for a new instance to start.", FIELD(cold_starts) },
-	{ "spore_throttled_total", "counter",
+	{ "spore_function_throttled_total", "counter",
 	  "Invocations refused with 429 (queue full or queue timeout).", FIELD(throttled) },
-	{ "spore_memory_bytes", "gauge", "Memory charged to the function's instances now.",
+	{ "spore_function_memory_bytes", "gauge", "Memory charged to the function's instances now.",
 	  FIELD(mem_bytes) },
-	{ "spore_memory_peak_bytes", "gauge",
+	{ "spore_function_memory_peak_bytes", "gauge",
 	  "Highest memory charged to the function's instances.", FIELD(mem_peak_bytes) },
 };
+
+/* ---- answers by function, version and status ---------------------------------------------- */
+
+struct code_entry {
+	char *fn;
+	uint32_t version;
+	int status;
+	uint64_t n;
+};
+
+struct metrics_codes {
+	struct code_entry *v;
+	size_t n, cap;
+	size_t last; /* the entry hit last: most calls repeat it */
+};
+
+struct metrics_codes *metrics_codes_new(void)
+{
+	return calloc(1, sizeof(struct metrics_codes));
+}
+
+struct metrics_codes *metrics_codes_free(struct metrics_codes *c)
+{
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].fn);
+	free(c->v);
+	free(c);
+	return NULL;
+}
+
+int metrics_codes_count(struct metrics_codes *c, const char *fn, uint32_t version, int status)
+{
+	if (!c)
+		return 0;
+	struct code_entry *e = c->last < c->n ? &c->v[c->last] : NULL;
+	if (!e || e->version != version || e->status != status || !streq(e->fn, fn)) {
+		e = NULL;
+		for (size_t i = 0; i < c->n; i++)
+			if (c->v[i].version == version && c->v[i].status == status &&
+			    streq(c->v[i].fn, fn)) {
+				e = &c->v[i];
+				c->last = i;
+				break;
+			}
+	}
+	if (!e) {
+		if (c->n == c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : 16;
+			struct code_entry *nv = reallocarray(c->v, cap, sizeof(*nv));
+			if (!nv)
+				return -ENOMEM;
+			c->v = nv;
+			c->cap = cap;
+		}
+		char *name = strdup(fn);
+		if (!name)
+			return -ENOMEM;
+		c->v[c->n] = (struct code_entry){ .fn = name, .version = version, .status = status };
+		c->last = c->n;
+		e = &c->v[c->n++];
+	}
+	e->n++;
+	return 0;
+}
+
+void metrics_codes_forget(struct metrics_codes *c, const char *fn)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n;)
+		if (streq(c->v[i].fn, fn)) {
+			free(c->v[i].fn);
+			c->v[i] = c->v[--c->n];
+		} else
+			i++;
+	c->last = 0;
+}
+
+static int code_cmp(const void *a, const void *b)
+{
+	const struct code_entry *x = a, *y = b;
+	int r = strcmp(x->fn, y->fn);
+	if (r)
+		return r;
+	if (x->version != y->version)
+		return x->version < y->version ? -1 : 1;
+	return (x->status > y->status) - (x->status < y->status);
+}
+
+static int prometheus_codes(struct metrics_codes *c, struct buf *out)
+{
+	int r = family(out, "spore_function_requests_total", "counter",
+		       "Invocations answered, by function, version and HTTP status (refusals "
+		       "included).");
+	if (r < 0 || !c)
+		return r;
+	if (c->n)
+		qsort(c->v, c->n, sizeof(*c->v), code_cmp);
+	c->last = 0;
+	for (size_t i = 0; r >= 0 && i < c->n; i++) {
+		r = buf_append_str(out, "spore_function_requests_total{function=\"");
+		if (r >= 0)
+			r = metrics_append_label_value(out, c->v[i].fn);
+		if (r >= 0)
+			r = buf_printf(out, "\",version=\"%" PRIu32 "\",status=\"%d\"} %" PRIu64 "\n",
+				       c->v[i].version, c->v[i].status, c->v[i].n);
+	}
+	return r < 0 ? r : 0;
+}
 
 static int prometheus_functions(const struct snap *v, size_t n, struct buf *out)
 {
@@ -188,24 +297,24 @@ static int prometheus_functions(const struct snap *v, size_t n, struct buf *out)
 			return r;
 	}
 
-	r = family(out, "spore_errors_total", "counter",
+	r = family(out, "spore_function_errors_total", "counter",
 		   "Invocations that ended in an error, by kind.");
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		for (int kind = 0; r >= 0 && kind < _SPORE_ERR_MAX; kind++) {
 			__u64 e[_SPORE_ERR_MAX];
 
 			memcpy(e, &v[i].s.errors, sizeof(e));
-			r = series(out, "spore_errors_total", "", &v[i], "kind",
+			r = series(out, "spore_function_errors_total", "", &v[i], "kind",
 				   meter_err_kind_to_string((enum spore_err_kind)kind));
 			if (r >= 0)
 				r = buf_printf(out, "%llu\n", (unsigned long long)e[kind]);
 		}
 
 	if (r >= 0)
-		r = family(out, "spore_cpu_seconds_total", "counter",
+		r = family(out, "spore_function_cpu_seconds_total", "counter",
 			   "CPU time used by the function's instances.");
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-		r = series(out, "spore_cpu_seconds_total", "", &v[i], NULL, NULL);
+		r = series(out, "spore_function_cpu_seconds_total", "", &v[i], NULL, NULL);
 		if (r >= 0)
 			r = append_fixed(out, v[i].s.cpu_ns, 9, 1000000000u);
 		if (r >= 0)
@@ -244,7 +353,7 @@ static int prometheus_functions(const struct snap *v, size_t n, struct buf *out)
 	return r < 0 ? r : 0;
 }
 
-int metrics_prometheus(struct meter *m, struct buf *out)
+int metrics_prometheus(struct meter *m, struct metrics_codes *codes, struct buf *out)
 {
 	_cleanup_free_ struct snap *v = NULL;
 	size_t n = 0;
@@ -255,7 +364,9 @@ int metrics_prometheus(struct meter *m, struct buf *out)
 	r = snapshot(m, &v, &n);
 	if (r < 0)
 		return r;
-	r = prometheus_functions(v, n, out);
+	r = prometheus_codes(codes, out);
+	if (r >= 0)
+		r = prometheus_functions(v, n, out);
 	if (r < 0)
 		return r;
 	r = family(out, "spore_meter_bpf", "gauge",

@@ -25,7 +25,17 @@ struct meter;
 
 /* Appends every metric family (HELP, TYPE and one sample per function and label set) to out.
  * -ENOMEM (out then holds part of it). */
-int metrics_prometheus(struct meter *m, struct buf *out);
+struct metrics_codes;
+int metrics_prometheus(struct meter *m, struct metrics_codes *codes, struct buf *out);
+
+/* Answers by function, version and HTTP status, for spore_function_requests_total (the BPF stats
+ * carry no version or status). Counted in spored's loop, like the meter's own counters. */
+struct metrics_codes *metrics_codes_new(void);
+struct metrics_codes *metrics_codes_free(struct metrics_codes *c);
+/* -ENOMEM (the answer goes uncounted). */
+int metrics_codes_count(struct metrics_codes *c, const char *fn, uint32_t version, int status);
+/* The function was deleted: its series go. */
+void metrics_codes_forget(struct metrics_codes *c, const char *fn);
 
 /* {"bpf", "cpu_hook", "functions": [...]}; NULL on OOM. */
 cJSON *metrics_json(struct meter *m);

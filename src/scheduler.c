@@ -25,6 +25,7 @@
 #include "zygotes.h"
 #include "cgroup.h"
 #include "meter.h"
+#include "metrics.h"
 
 #define SCALE_BUCKETS 6 /* the autoscaler's stable window, in seconds */
 
@@ -367,6 +368,8 @@ static void fn_conc_update(struct fn_state *fn)
 static void invocation_complete(struct invocation *inv, int status, const char *body, size_t len,
 				struct instance *inst)
 {
+	(void)metrics_codes_count(inv->s->cfg.codes, inv->fn->name,
+				  inst ? inst->version : inv->version, status);
 	if (inv->fn->stats) {
 		int kind = inv->meter_kind ? inv->meter_kind - 1 : meter_kind(status, body, len);
 		meter_count_request(inv->fn->stats, kind, now_us() - inv->enqueued_us);
@@ -1418,6 +1421,7 @@ int sched_invoke_ex(struct sched *s, const char *function, uint32_t version, con
 	if (fn->q_len >= eff.queue_max && !find_idle(fn, version)) {
 		if (fn->stats)
 			meter_count_request(fn->stats, SPORE_ERR_QUEUE_FULL, 0);
+		(void)metrics_codes_count(s->cfg.codes, fn->name, version, 429);
 		return -EAGAIN;
 	}
 

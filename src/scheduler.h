@@ -29,6 +29,7 @@ struct sched_config {
 	/* Per-function figures (requests, errors, latency, gauges, cold starts; CPU by cgroup id
 	 * with BPF, else from the cgroup files; memory from the cgroup files). NULL: none. */
 	struct meter *meter;
+	struct metrics_codes *codes; /* answers by function, version, status; NULL: none */
 	uint32_t uid_min, uid_count;
 	uint32_t max_instances; /* defaults for what a function's scaling settings leave unset */
 	uint32_t max_instances_total; /* all functions together; 0: no cap */

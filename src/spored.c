@@ -28,6 +28,7 @@
 #include "zygotes.h"
 #include "cgroup.h"
 #include "meter.h"
+#include "metrics.h"
 #include "async.h"
 #include <sys/file.h>
 
@@ -41,6 +42,7 @@ struct daemon {
 	struct log_store *logs;
 	struct cgroup_manager *cgroups;
 	struct meter *meter;
+	struct metrics_codes *codes;
 	struct async *async;
 	int lock_fd;
 	struct sched *sched;
@@ -216,8 +218,12 @@ static int setup(struct daemon *d)
 	/* The share of the host's memory instances may take together (instance_memory_pct). */
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 	uint64_t host_mb = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize >> 20 : 0;
+	d->codes = metrics_codes_new();
+	if (!d->codes)
+		return log_oom();
 	struct sched_config sc = {
 		.meter = d->meter,
+		.codes = d->codes,
 		.max_instances_total = c->max_instances_total,
 		.memory_budget_mb = host_mb * c->instance_memory_pct / 100,
 		.max_instances = c->max_instances,
@@ -280,6 +286,7 @@ static int setup(struct daemon *d)
 		.logs = d->logs,
 		.meter = d->meter,
 		.async = d->async,
+		.codes = d->codes,
 	};
 	r = api_new(&deps, &d->api);
 	if (r < 0)
@@ -320,6 +327,7 @@ static void teardown(struct daemon *d)
 	d->sched = sched_free(d->sched);
 	d->zygotes = zygotes_free(d->zygotes);
 	d->meter = meter_free(d->meter);
+	d->codes = metrics_codes_free(d->codes);
 	if (d->loop) {
 		loop_timer_stop(d->loop, &d->tick);
 		loop_op_free(d->loop, d->sig_token, NULL);

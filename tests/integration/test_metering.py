@@ -85,6 +85,16 @@ class TestMetering(SporeTestCase):
         return r.body.decode()
 
     @staticmethod
+    def total(text, metric, function):
+        """The sum of every series of metric for function, whatever its other labels."""
+        n = 0.0
+        for line in text.splitlines():
+            m = re.match(r'^(\w+)\{([^}]*)\} (\S+)$', line)
+            if m and m.group(1) == metric and ('function="%s"' % function) in m.group(2).split(","):
+                n += float(m.group(3))
+        return n
+
+    @staticmethod
     def sample(text, metric, **labels):
         want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
         for line in text.splitlines():
@@ -107,7 +117,10 @@ class TestMetering(SporeTestCase):
         self.assertEqual(sum(v["lat_us"]), n, v)
         self.assertEqual(v["instances"], 1, v)
         self.assertEqual(v["inflight"], 0, v)
-        self.assertEqual(self.sample(self.prom(), "spore_requests_total", function="count"), n)
+        prom = self.prom()
+        self.assertEqual(self.total(prom, "spore_function_requests_total", "count"), n)
+        self.assertEqual(self.sample(prom, "spore_function_requests_total", function="count",
+                                     version="1", status="200"), n)
         st = self.assertStatus(s.api("GET", "/v1/functions/count/stats"), 200).json()
         self.assertEqual(st["requests"], n, st)
         self.assertEqual(st["latency_us"]["count"], n, st)
@@ -119,7 +132,7 @@ class TestMetering(SporeTestCase):
         v = self.bpf_stats("oops")
         self.assertEqual(v["requests"], 3, v)
         self.assertEqual(v["errors"]["function_error"], 3, v)
-        self.assertEqual(self.sample(self.prom(), "spore_errors_total", function="oops",
+        self.assertEqual(self.sample(self.prom(), "spore_function_errors_total", function="oops",
                                      kind="function_error"), 3)
 
     def test_cpu_matches_cgroup(self):
@@ -147,7 +160,7 @@ class TestMetering(SporeTestCase):
             self.assertLess(abs(bpf - cg), 0.10 * cg, "BPF %d ns vs cgroup %d ns" % (bpf, cg))
         else:
             self.assertLess(abs(bpf / 1e9 - r["cpu"]), 0.10 * r["cpu"])
-        cpu_s = self.sample(self.prom(), "spore_cpu_seconds_total", function="burn")
+        cpu_s = self.sample(self.prom(), "spore_function_cpu_seconds_total", function="burn")
         self.assertGreaterEqual(cpu_s, after / 1e9 * 0.99)
 
     def test_concurrency_gauges(self):

@@ -533,9 +533,10 @@ static void test_bpftool(void **state)
 
 	/* /metrics says the same. */
 	_cleanup_(buf_done) struct buf prom = BUF_INIT;
-	assert_int_equal(metrics_prometheus(t.m, &prom), 0);
+	assert_int_equal(metrics_prometheus(t.m, NULL, &prom), 0);
 	const char *text = buf_cstr(&prom);
-	assert_non_null(strstr(text, "spore_requests_total{function=\"hello-bpftool\"} 42\n"));
+	assert_non_null(
+		strstr(text, "spore_function_duration_seconds_count{function=\"hello-bpftool\"} 42\n"));
 	assert_non_null(strstr(text, "spore_meter_bpf 1\n"));
 }
 

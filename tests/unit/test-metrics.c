@@ -333,55 +333,69 @@ static bool has_line(const char *text, const char *line)
 static void test_prometheus(void **state)
 {
 	static const char *const lines[] = {
-		"# HELP spore_requests_total Invocations that ended, whatever the outcome.",
-		"# TYPE spore_requests_total counter",
-		"spore_requests_total{function=\"api\"} 5",
-		"spore_requests_total{function=\"zeta\"} 0",
-		"# TYPE spore_errors_total counter",
-		"spore_errors_total{function=\"api\",kind=\"function_error\"} 0",
-		"spore_errors_total{function=\"api\",kind=\"timeout\"} 1",
-		"spore_errors_total{function=\"api\",kind=\"queue_full\"} 1",
-		"spore_errors_total{function=\"api\",kind=\"other\"} 0",
-		"spore_errors_total{function=\"zeta\",kind=\"crashed\"} 0",
-		"# TYPE spore_inflight gauge",
-		"spore_inflight{function=\"api\"} 2",
-		"# TYPE spore_queue_length gauge",
-		"spore_queue_length{function=\"api\"} 1",
-		"# TYPE spore_instances gauge",
-		"spore_instances{function=\"api\"} 3",
-		"# TYPE spore_cold_starts_total counter",
-		"spore_cold_starts_total{function=\"api\"} 1",
-		"# TYPE spore_throttled_total counter",
-		"spore_throttled_total{function=\"api\"} 1",
-		"# TYPE spore_cpu_seconds_total counter",
-		"spore_cpu_seconds_total{function=\"api\"} 1.25",
-		"spore_cpu_seconds_total{function=\"zeta\"} 0",
-		"# TYPE spore_memory_bytes gauge",
-		"spore_memory_bytes{function=\"api\"} 67108864",
-		"# TYPE spore_memory_peak_bytes gauge",
-		"spore_memory_peak_bytes{function=\"api\"} 104857600",
-		"# TYPE spore_request_duration_seconds histogram",
-		"spore_request_duration_seconds_bucket{function=\"api\",le=\"0.000002\"} 1",
-		"spore_request_duration_seconds_bucket{function=\"api\",le=\"0.001024\"} 1",
-		"spore_request_duration_seconds_bucket{function=\"api\",le=\"0.002048\"} 4",
-		"spore_request_duration_seconds_bucket{function=\"api\",le=\"2.097152\"} 4",
-		"spore_request_duration_seconds_bucket{function=\"api\",le=\"4.194304\"} 5",
-		"spore_request_duration_seconds_bucket{function=\"api\",le=\"2147.483648\"} 5",
-		"spore_request_duration_seconds_bucket{function=\"api\",le=\"+Inf\"} 5",
-		"spore_request_duration_seconds_sum{function=\"api\"} 3.0045",
-		"spore_request_duration_seconds_count{function=\"api\"} 5",
-		"spore_request_duration_seconds_bucket{function=\"zeta\",le=\"+Inf\"} 0",
-		"spore_request_duration_seconds_sum{function=\"zeta\"} 0",
-		"spore_request_duration_seconds_count{function=\"zeta\"} 0",
+		"# TYPE spore_function_requests_total counter",
+		"spore_function_requests_total{function=\"api\",version=\"1\",status=\"200\"} 3",
+		"spore_function_requests_total{function=\"api\",version=\"1\",status=\"429\"} 1",
+		"spore_function_requests_total{function=\"api\",version=\"2\",status=\"504\"} 1",
+		"spore_function_requests_total{function=\"we\\\"ird\",version=\"7\",status=\"200\"} 1",
+		"# TYPE spore_function_errors_total counter",
+		"spore_function_errors_total{function=\"api\",kind=\"function_error\"} 0",
+		"spore_function_errors_total{function=\"api\",kind=\"timeout\"} 1",
+		"spore_function_errors_total{function=\"api\",kind=\"queue_full\"} 1",
+		"spore_function_errors_total{function=\"api\",kind=\"other\"} 0",
+		"spore_function_errors_total{function=\"zeta\",kind=\"crashed\"} 0",
+		"# TYPE spore_function_inflight gauge",
+		"spore_function_inflight{function=\"api\"} 2",
+		"# TYPE spore_function_queue_length gauge",
+		"spore_function_queue_length{function=\"api\"} 1",
+		"# TYPE spore_function_instances gauge",
+		"spore_function_instances{function=\"api\"} 3",
+		"# TYPE spore_function_cold_starts_total counter",
+		"spore_function_cold_starts_total{function=\"api\"} 1",
+		"# TYPE spore_function_throttled_total counter",
+		"spore_function_throttled_total{function=\"api\"} 1",
+		"# TYPE spore_function_cpu_seconds_total counter",
+		"spore_function_cpu_seconds_total{function=\"api\"} 1.25",
+		"spore_function_cpu_seconds_total{function=\"zeta\"} 0",
+		"# TYPE spore_function_memory_bytes gauge",
+		"spore_function_memory_bytes{function=\"api\"} 67108864",
+		"# TYPE spore_function_memory_peak_bytes gauge",
+		"spore_function_memory_peak_bytes{function=\"api\"} 104857600",
+		"# TYPE spore_function_duration_seconds histogram",
+		"spore_function_duration_seconds_bucket{function=\"api\",le=\"0.000002\"} 1",
+		"spore_function_duration_seconds_bucket{function=\"api\",le=\"0.001024\"} 1",
+		"spore_function_duration_seconds_bucket{function=\"api\",le=\"0.002048\"} 4",
+		"spore_function_duration_seconds_bucket{function=\"api\",le=\"2.097152\"} 4",
+		"spore_function_duration_seconds_bucket{function=\"api\",le=\"4.194304\"} 5",
+		"spore_function_duration_seconds_bucket{function=\"api\",le=\"2147.483648\"} 5",
+		"spore_function_duration_seconds_bucket{function=\"api\",le=\"+Inf\"} 5",
+		"spore_function_duration_seconds_sum{function=\"api\"} 3.0045",
+		"spore_function_duration_seconds_count{function=\"api\"} 5",
+		"spore_function_duration_seconds_bucket{function=\"zeta\",le=\"+Inf\"} 0",
+		"spore_function_duration_seconds_sum{function=\"zeta\"} 0",
+		"spore_function_duration_seconds_count{function=\"zeta\"} 0",
 		"# TYPE spore_meter_bpf gauge",
 		"spore_meter_bpf 0",
 	};
 	_cleanup_(meter_freep) struct meter *m = sample();
 	_cleanup_(buf_done) struct buf out = BUF_INIT;
+	struct metrics_codes *codes = metrics_codes_new();
 
 	(void)state;
-	assert_int_equal(metrics_prometheus(m, &out), 0);
+	assert_non_null(codes);
+	/* out of order on purpose: rendered sorted by function, version, status */
+	assert_int_equal(metrics_codes_count(codes, "api", 2, 504), 0);
+	assert_int_equal(metrics_codes_count(codes, "we\"ird", 7, 200), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(metrics_codes_count(codes, "api", 1, 200), 0);
+	assert_int_equal(metrics_codes_count(codes, "api", 1, 429), 0);
+	assert_int_equal(metrics_codes_count(codes, "gone", 1, 200), 0);
+	metrics_codes_forget(codes, "gone");
+	assert_int_equal(metrics_prometheus(m, codes, &out), 0);
+	codes = metrics_codes_free(codes);
 	const char *text = buf_cstr(&out);
+	assert_null(strstr(text, "gone"));
+	assert_true(strstr(text, "status=\"200\"} 3") < strstr(text, "status=\"429\"} 1"));
 	for (size_t i = 0; i < ELEMENTSOF(lines); i++)
 		if (!has_line(text, lines[i]))
 			fail_msg("missing line: %s\n---\n%s", lines[i], text);
@@ -411,7 +425,7 @@ static void test_prometheus(void **state)
 		char *end;
 		(void)strtod(sp + 1, &end);
 		assert_true(*end == '\0' && end != sp + 1);
-		if (startswith(line, "spore_request_duration_seconds_bucket{function=\"api\"")) {
+		if (startswith(line, "spore_function_duration_seconds_bucket{function=\"api\"")) {
 			uint64_t cum = strtoull(sp + 1, NULL, 10);
 			assert_true(cum >= last_cum);
 			last_cum = cum;
@@ -421,8 +435,8 @@ static void test_prometheus(void **state)
 	assert_int_equal(n_buckets, SPORE_LAT_BUCKETS);
 	/* 8 simple families + 7 error kinds + cpu + 32 buckets + sum + count, per function. */
 	assert_int_equal(n_samples, 2 * (8 + 7 + 1 + 32 + 2) + 1);
-	const char *api = strstr(text, "spore_instances{function=\"api\"}");
-	const char *zeta = strstr(text, "spore_instances{function=\"zeta\"}");
+	const char *api = strstr(text, "spore_function_instances{function=\"api\"}");
+	const char *zeta = strstr(text, "spore_function_instances{function=\"zeta\"}");
 	assert_true(api && zeta && api < zeta);
 }
 
@@ -434,8 +448,8 @@ static void test_prometheus_empty_and_escaping(void **state)
 
 	(void)state;
 	/* No function: the families alone. */
-	assert_int_equal(metrics_prometheus(m, &out), 0);
-	assert_true(has_line(buf_cstr(&out), "# TYPE spore_requests_total counter"));
+	assert_int_equal(metrics_prometheus(m, NULL, &out), 0);
+	assert_true(has_line(buf_cstr(&out), "# TYPE spore_function_requests_total counter"));
 	assert_null(strstr(buf_cstr(&out), "{function="));
 	assert_true(has_line(buf_cstr(&out), "spore_meter_bpf 0"));
 
@@ -444,9 +458,9 @@ static void test_prometheus_empty_and_escaping(void **state)
 	assert_int_equal(meter_fn_open(m, "a\"b\\c\nd", &slot), 0);
 	meter_count_request(meter_fn(m, slot), METER_OK, 1);
 	buf_reset(&out);
-	assert_int_equal(metrics_prometheus(m, &out), 0);
+	assert_int_equal(metrics_prometheus(m, NULL, &out), 0);
 	assert_true(has_line(buf_cstr(&out),
-			     "spore_requests_total{function=\"a\\\"b\\\\c\\nd\"} 1"));
+			     "spore_function_requests_total{function=\"a\\\"b\\\\c\\nd\"} 1"));
 
 	static const struct {
 		const char *in, *out;
@@ -464,7 +478,7 @@ static void test_prometheus_empty_and_escaping(void **state)
 		assert_int_equal(metrics_append_label_value(&b, esc[i].in), 0);
 		assert_string_equal(buf_cstr(&b), esc[i].out);
 	}
-	assert_int_equal(metrics_prometheus(NULL, &out), -EINVAL);
+	assert_int_equal(metrics_prometheus(NULL, NULL, &out), -EINVAL);
 }
 
 /* ---- JSON ----------------------------------------------------------------------------------- */
