@@ -263,7 +263,9 @@ static cJSON *scaling_effective_json(struct api *a, const struct fn_record *f)
 	    !cJSON_AddNumberToObject(o, "idle_ttl_s", sc->idle_ttl_s ?: cfg->idle_ttl_s) ||
 	    !cJSON_AddNumberToObject(o, "queue_max", sc->queue_max ?: cfg->queue_max) ||
 	    !cJSON_AddNumberToObject(o, "queue_timeout_ms",
-				     sc->queue_timeout_ms ?: cfg->queue_timeout_ms)) {
+				     sc->queue_timeout_ms ?: cfg->queue_timeout_ms) ||
+	    !(sc->schedule[0] ? cJSON_AddStringToObject(o, "schedule", sc->schedule)
+			      : cJSON_AddNullToObject(o, "schedule"))) {
 		cJSON_Delete(o);
 		return NULL;
 	}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cron.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 
@@ -24,7 +25,7 @@ static const struct {
 
 bool scaling_key(const char *key)
 {
-	if (streq(key, "target_concurrency"))
+	if (streq(key, "target_concurrency") || streq(key, "schedule"))
 		return true;
 	for (size_t i = 0; i < ELEMENTSOF(u32_keys); i++)
 		if (streq(key, u32_keys[i].key))
@@ -46,6 +47,26 @@ int scaling_apply_json(const cJSON *j, bool only_scaling, uint32_t default_max,
 				return error_set(ret_error, -EINVAL,
 						 "%s: unknown key; a PATCH changes only "
 						 SCALING_KEYS, k);
+			continue;
+		}
+		if (streq(k, "schedule")) {
+			if (cJSON_IsNull(it) || (cJSON_IsString(it) && !it->valuestring[0])) {
+				n.schedule[0] = 0;
+				continue;
+			}
+			struct cron c;
+			_cleanup_free_ char *cerr = NULL;
+			if (!cJSON_IsString(it))
+				return error_set(ret_error, -EINVAL,
+						 "schedule: must be a string such as \"rate(5 minutes)\" "
+						 "or \"cron(0 * * * *)\", or null");
+			int r = cron_parse(it->valuestring, &c, &cerr);
+			if (r == -ENOMEM)
+				return r;
+			if (r < 0 || strlen(it->valuestring) >= sizeof(n.schedule))
+				return error_set(ret_error, -EINVAL, "schedule: %s",
+						 cerr ?: "too long");
+			strcpy(n.schedule, it->valuestring);
 			continue;
 		}
 		if (streq(k, "target_concurrency")) {
@@ -100,6 +121,8 @@ cJSON *scaling_to_json(const struct fn_scaling *sc)
 	}
 	if (sc->target_concurrency > 0 &&
 	    !cJSON_AddNumberToObject(j, "target_concurrency", sc->target_concurrency))
+		goto oom;
+	if (sc->schedule[0] && !cJSON_AddStringToObject(j, "schedule", sc->schedule))
 		goto oom;
 	return j;
 oom:

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* A function's scaling settings: stored with the function (not with a version), set in the
- * deploy body or changed alone with PATCH /v1/functions/{name}. 0 means "spored's default" (the
+/* A function's scaling settings, and its schedule (a scheduled trigger): stored with the function
+ * (not with a version), set in the deploy body or changed alone with PATCH /v1/functions/{name}. 0 means "spored's default" (the
  * config keys of the same names), except min_instances (0: scale to zero) and
  * target_concurrency (0: 1.0). Pure. */
 #pragma once
@@ -11,7 +11,8 @@
 #include <cjson/cJSON.h>
 
 #define SCALING_INSTANCES_MAX 1000
-#define SCALING_KEYS "min_instances, max_instances, target_concurrency, idle_ttl_s, queue_max, queue_timeout_ms"
+#define SCALING_KEYS "min_instances, max_instances, target_concurrency, idle_ttl_s, queue_max, queue_timeout_ms, schedule"
+#define SCHEDULE_MAX 128
 
 struct fn_scaling {
 	uint32_t min_instances;    /* reserved: started at deploy and start, never reaped */
@@ -20,6 +21,7 @@ struct fn_scaling {
 	uint32_t idle_ttl_s;       /* 1..86400 */
 	uint32_t queue_max;        /* 1..100000 */
 	uint32_t queue_timeout_ms; /* 1..3600000 */
+	char schedule[SCHEDULE_MAX]; /* a cron() or rate() expression (cron.h); "" = none */
 };
 
 /* True for the keys above. */

@@ -30,6 +30,7 @@
 #include "meter.h"
 #include "metrics.h"
 #include "async.h"
+#include "triggers.h"
 #include <sys/file.h>
 
 #define INIT_TIMEOUT_MS 10000
@@ -44,6 +45,7 @@ struct daemon {
 	struct meter *meter;
 	struct metrics_codes *codes;
 	struct async *async;
+	struct triggers *triggers;
 	int lock_fd;
 	struct sched *sched;
 	struct zygotes *zygotes;
@@ -101,6 +103,8 @@ static void on_tick(struct loop_timer *t)
 	struct daemon *d = tick_daemon;
 	server_tick(d->server);
 	sched_tick(d->sched);
+	if (d->triggers)
+		(void)triggers_tick(d->triggers, realtime_us());
 	(void)loop_timer_start(d->loop, t, now_us() + TICK_US);
 }
 
@@ -277,6 +281,9 @@ static int setup(struct daemon *d)
 		return log_error_errno(r, "spored: cannot open the asynchronous invocations in "
 				       "'%s/async': %m", c->state_dir);
 	async_start(d->async);
+	r = triggers_new(d->reg, d->async, &d->triggers);
+	if (r < 0)
+		return log_oom();
 
 	struct api_deps deps = {
 		.config = c,
@@ -323,6 +330,7 @@ static void teardown(struct daemon *d)
 		server_stop_listening(d->server);
 	d->server = server_free(d->server);
 	d->api = api_free(d->api);
+	d->triggers = triggers_free(d->triggers);
 	d->async = async_free(d->async);
 	d->sched = sched_free(d->sched);
 	d->zygotes = zygotes_free(d->zygotes);
