@@ -16,6 +16,7 @@
 #include "loop.h"
 #include "apigw.h"
 #include "async.h"
+#include "secrets.h"
 #include "manifest.h"
 #include "metrics.h"
 #include "registry.h"
@@ -286,12 +287,27 @@ static void route_patch(struct api *a, struct conn *c, const struct route_match 
 			      SCALING_KEYS);
 		return;
 	}
+	_cleanup_json_ cJSON *sec = cJSON_DetachItemFromObjectCaseSensitive(j, "secrets");
 	struct fn_scaling sc = f->scaling;
 	_cleanup_free_ char *err = NULL;
+	if (sec && (!a->d.secrets || secrets_validate(sec, &err) < 0)) {
+		respond_error(c, 400, "bad_request", "%s", err ?: "secrets: not available here");
+		return;
+	}
 	int r = scaling_apply_json(j, true, a->d.config->max_instances, &sc, &err);
 	if (r < 0) {
 		respond_error(c, 400, "bad_request", "%s", err ?: "invalid scaling settings");
 		return;
+	}
+	if (sec) {
+		r = secrets_update(a->d.secrets, f->name, sec, &err);
+		if (r < 0) {
+			respond_error(c, r == -EINVAL ? 400 : 500,
+				      r == -EINVAL ? "bad_request" : "internal", "%s",
+				      err ?: strerror(-r));
+			return;
+		}
+		log_info("api: secrets of '%s' changed", m->name);
 	}
 	r = registry_set_scaling(a->d.registry, f->name, &sc);
 	if (r == -ENOSPC || r == -EDQUOT) {
@@ -332,6 +348,9 @@ static void route_get(struct api *a, struct conn *c, const struct route_match *m
 	cJSON *scj = o ? scaling_effective_json(a, f) : NULL;
 	if (scj)
 		cJSON_AddItemToObject(o, "scaling", scj);
+	cJSON *names = o && a->d.secrets ? secrets_names(a->d.secrets, f->name) : NULL;
+	if (names)
+		cJSON_AddItemToObject(o, "secrets", names);
 	cJSON *inst = sched_instances_json(a->d.sched, f->name);
 	if (o && inst)
 		cJSON_AddItemToObject(o, "instances", inst);
@@ -358,6 +377,16 @@ static void route_put(struct api *a, struct conn *c, const struct route_match *m
 	if (!j || !cJSON_IsObject(j)) {
 		respond_error(c, 400, "bad_request", "body: not a valid JSON object");
 		return;
+	}
+	/* Secrets are kept apart from the configuration (and never shown): take them out. */
+	_cleanup_json_ cJSON *sec = cJSON_DetachItemFromObjectCaseSensitive(j, "secrets");
+	if (sec) {
+		_cleanup_free_ char *serr = NULL;
+		if (!a->d.secrets || secrets_validate(sec, &serr) < 0) {
+			respond_error(c, 400, "bad_request", "%s",
+				      serr ?: "secrets: not available here");
+			return;
+		}
 	}
 	/* The scaling settings belong to the function, not the version: take them out first. */
 	const struct fn_record *old = registry_find(a->d.registry, m->name);
@@ -437,6 +466,19 @@ static void route_put(struct api *a, struct conn *c, const struct route_match *m
 	const struct fn_version *v = f ? fn_record_version(f, version) : NULL;
 	log_info("api: deployed '%s' version %u (%zu bytes, %.1f ms)", m->name, version, n,
 		 (double)(now_us() - t0) / 1000.0);
+	if (sec) {
+		_cleanup_free_ char *serr = NULL;
+		r = secrets_update(a->d.secrets, m->name, sec, &serr);
+		if (r < 0) {
+			log_error_errno(r, "api: secrets of '%s' not stored: %m", m->name);
+			respond_error(c, r == -ENOSPC || r == -EDQUOT ? 507 : 500,
+				      r == -ENOSPC || r == -EDQUOT ? "insufficient_storage" : "internal",
+				      "version %u of '%s' is deployed, but its secrets could not be "
+				      "stored (%s); send them again with PATCH",
+				      version, m->name, serr ?: strerror(-r));
+			return;
+		}
+	}
 	sched_function_changed(a->d.sched, m->name);
 	cJSON *o = cJSON_CreateObject();
 	if (o) {
@@ -461,6 +503,8 @@ static void route_delete(struct api *a, struct conn *c, const struct route_match
 	if (a->d.async)
 		async_function_deleted(a->d.async, m->name);
 	metrics_codes_forget(a->d.codes, m->name);
+	if (a->d.secrets)
+		secrets_remove(a->d.secrets, m->name);
 	(void)log_store_remove(a->d.logs, m->name);
 	log_info("api: deleted '%s'", m->name);
 	(void)conn_respond(c, 204, NULL, NULL, 0, NULL);

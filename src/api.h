@@ -24,6 +24,7 @@ struct api_deps {
 	struct meter *meter;
 	struct async *async;
 	struct metrics_codes *codes;
+	struct secrets *secrets;
 };
 
 int api_new(const struct api_deps *deps, struct api **ret);

@@ -26,6 +26,7 @@
 #include "cgroup.h"
 #include "meter.h"
 #include "metrics.h"
+#include "secrets.h"
 
 #define SCALE_BUCKETS 6 /* the autoscaler's stable window, in seconds */
 
@@ -603,8 +604,11 @@ static void on_chan(void *ud, int res, uint32_t flags)
 static void pipe_emit(struct pipe_reader *pr, const char *line, size_t len)
 {
 	struct instance *inst = pr->inst;
+	size_t mlen = 0;
+	_cleanup_free_ char *masked =
+		secrets_mask(inst->s->cfg.secrets, inst->fn->name, line, len, &mlen);
 	int r = log_store_append(inst->s->logs, inst->fn->name, inst->version, inst->id, pr->stream,
-				 line, len);
+				 masked ?: line, masked ? mlen : len);
 	if (r < 0)
 		log_warning_errno(r, "sched: failed to write log of '%s': %m, ignoring",
 				  inst->fn->name);
@@ -1148,6 +1152,17 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 		  cJSON_AddNumberToObject(init, "timeout_ms", m->timeout_ms);
 	for (size_t i = 0; ok && i < m->n_env; i++)
 		ok = cJSON_AddStringToObject(env, m->env_keys[i], m->env_values[i]) != NULL;
+	if (ok && s->cfg.secrets) {
+		/* Secrets win over env of the same name. */
+		_cleanup_json_ cJSON *sec = secrets_get(s->cfg.secrets, fn->name);
+		const cJSON *it;
+		ok = sec != NULL;
+		cJSON_ArrayForEach(it, sec) {
+			cJSON_DeleteItemFromObjectCaseSensitive(env, it->string);
+			if (!(ok = cJSON_AddStringToObject(env, it->string, it->valuestring) != NULL))
+				break;
+		}
+	}
 	if (ok && s->cfg.cgroups) {
 		cJSON *sb = cJSON_AddObjectToObject(init, "sandbox");
 		ok = sb && cJSON_AddNumberToObject(sb, "uid", fn->uid) &&

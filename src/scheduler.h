@@ -30,6 +30,7 @@ struct sched_config {
 	 * with BPF, else from the cgroup files; memory from the cgroup files). NULL: none. */
 	struct meter *meter;
 	struct metrics_codes *codes; /* answers by function, version, status; NULL: none */
+	struct secrets *secrets;     /* given to instances as env, masked in logs; NULL: none */
 	uint32_t uid_min, uid_count;
 	uint32_t max_instances; /* defaults for what a function's scaling settings leave unset */
 	uint32_t max_instances_total; /* all functions together; 0: no cap */

@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "async.h"
 #include "triggers.h"
+#include "secrets.h"
 #include <sys/file.h>
 
 #define INIT_TIMEOUT_MS 10000
@@ -46,6 +47,7 @@ struct daemon {
 	struct metrics_codes *codes;
 	struct async *async;
 	struct triggers *triggers;
+	struct secrets *secrets;
 	int lock_fd;
 	struct sched *sched;
 	struct zygotes *zygotes;
@@ -225,9 +227,13 @@ static int setup(struct daemon *d)
 	d->codes = metrics_codes_new();
 	if (!d->codes)
 		return log_oom();
+	r = secrets_open(c->state_dir, &d->secrets);
+	if (r < 0)
+		return log_error_errno(r, "spored: cannot open '%s/secrets': %m", c->state_dir);
 	struct sched_config sc = {
 		.meter = d->meter,
 		.codes = d->codes,
+		.secrets = d->secrets,
 		.max_instances_total = c->max_instances_total,
 		.memory_budget_mb = host_mb * c->instance_memory_pct / 100,
 		.max_instances = c->max_instances,
@@ -294,6 +300,7 @@ static int setup(struct daemon *d)
 		.meter = d->meter,
 		.async = d->async,
 		.codes = d->codes,
+		.secrets = d->secrets,
 	};
 	r = api_new(&deps, &d->api);
 	if (r < 0)
@@ -336,6 +343,7 @@ static void teardown(struct daemon *d)
 	d->zygotes = zygotes_free(d->zygotes);
 	d->meter = meter_free(d->meter);
 	d->codes = metrics_codes_free(d->codes);
+	d->secrets = secrets_free(d->secrets);
 	if (d->loop) {
 		loop_timer_stop(d->loop, &d->tick);
 		loop_op_free(d->loop, d->sig_token, NULL);
