@@ -266,11 +266,22 @@ static cJSON *scaling_effective_json(struct api *a, const struct fn_record *f)
 	    !cJSON_AddNumberToObject(o, "queue_timeout_ms",
 				     sc->queue_timeout_ms ?: cfg->queue_timeout_ms) ||
 	    !(sc->schedule[0] ? cJSON_AddStringToObject(o, "schedule", sc->schedule)
-			      : cJSON_AddNullToObject(o, "schedule"))) {
+			      : cJSON_AddNullToObject(o, "schedule")) ||
+	    !cJSON_AddStringToObject(o, "auth", sc->auth_token ? "token" : "none")) {
 		cJSON_Delete(o);
 		return NULL;
 	}
 	return o;
+}
+
+/* With "auth": "token", the answer to the management call that set it carries the routes' bearer
+ * token (made on first use; the same one afterwards). */
+static void add_route_token(struct api *a, const struct fn_record *f, cJSON *o)
+{
+	char token[65];
+	if (f && f->scaling.auth_token && a->d.secrets &&
+	    secrets_route_token(a->d.secrets, f->name, true, token) >= 0)
+		cJSON_AddStringToObject(o, "route_token", token);
 }
 
 /* PATCH /v1/functions/{name}: scaling settings only; no new version. */
@@ -323,7 +334,10 @@ static void route_patch(struct api *a, struct conn *c, const struct route_match 
 	log_info("api: scaling of '%s' changed", m->name);
 	sched_function_changed(a->d.sched, m->name);
 	f = registry_find(a->d.registry, m->name);
-	respond_json(c, 200, f ? scaling_effective_json(a, f) : NULL, NULL);
+	cJSON *o = f ? scaling_effective_json(a, f) : NULL;
+	if (o)
+		add_route_token(a, f, o);
+	respond_json(c, 200, o, NULL);
 }
 
 static void route_get(struct api *a, struct conn *c, const struct route_match *m)
@@ -485,6 +499,7 @@ static void route_put(struct api *a, struct conn *c, const struct route_match *m
 		cJSON_AddStringToObject(o, "name", m->name);
 		cJSON_AddNumberToObject(o, "version", version);
 		cJSON_AddStringToObject(o, "sha256", v ? v->sha256 : "");
+		add_route_token(a, f, o);
 	}
 	respond_json(c, 201, o, NULL);
 }
@@ -689,6 +704,24 @@ static void route_fn_http(struct api *a, struct conn *c, const struct route_matc
 	const struct fn_record *f = find_function(a, c, m);
 	if (!f)
 		return;
+	if (f->scaling.auth_token) {
+		char token[65];
+		const char *h = http_request_header(req, "authorization");
+		if (!a->d.secrets || secrets_route_token(a->d.secrets, f->name, false, token) < 0 ||
+		    !h || strncasecmp(h, "Bearer ", 7) != 0 || !constant_time_eq(h + 7, token)) {
+			cJSON *j = cJSON_CreateObject();
+			char msg[160];
+			snprintf(msg, sizeof(msg), "the routes of '%s' need its bearer token "
+				 "(Authorization: Bearer ...)", f->name);
+			if (j && (!cJSON_AddStringToObject(j, "error", "unauthorized") ||
+				  !cJSON_AddStringToObject(j, "message", msg))) {
+				cJSON_Delete(j);
+				j = NULL;
+			}
+			respond_json(c, 401, j, "WWW-Authenticate: Bearer\r\n");
+			return;
+		}
+	}
 	struct apigw_header *hs = calloc(req->n_headers + 1, sizeof(*hs));
 	if (!hs) {
 		respond_error(c, 500, "internal", "out of memory");

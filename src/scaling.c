@@ -25,7 +25,7 @@ static const struct {
 
 bool scaling_key(const char *key)
 {
-	if (streq(key, "target_concurrency") || streq(key, "schedule"))
+	if (streq(key, "target_concurrency") || streq(key, "schedule") || streq(key, "auth"))
 		return true;
 	for (size_t i = 0; i < ELEMENTSOF(u32_keys); i++)
 		if (streq(key, u32_keys[i].key))
@@ -47,6 +47,16 @@ int scaling_apply_json(const cJSON *j, bool only_scaling, uint32_t default_max,
 				return error_set(ret_error, -EINVAL,
 						 "%s: unknown key; a PATCH changes only "
 						 SCALING_KEYS, k);
+			continue;
+		}
+		if (streq(k, "auth")) {
+			if (cJSON_IsNull(it) || (cJSON_IsString(it) && streq(it->valuestring, "none")))
+				n.auth_token = false;
+			else if (cJSON_IsString(it) && streq(it->valuestring, "token"))
+				n.auth_token = true;
+			else
+				return error_set(ret_error, -EINVAL,
+						 "auth: must be \"token\" or \"none\" (or null)");
 			continue;
 		}
 		if (streq(k, "schedule")) {
@@ -123,6 +133,8 @@ cJSON *scaling_to_json(const struct fn_scaling *sc)
 	    !cJSON_AddNumberToObject(j, "target_concurrency", sc->target_concurrency))
 		goto oom;
 	if (sc->schedule[0] && !cJSON_AddStringToObject(j, "schedule", sc->schedule))
+		goto oom;
+	if (sc->auth_token && !cJSON_AddStringToObject(j, "auth", "token"))
 		goto oom;
 	return j;
 oom:

@@ -11,7 +11,7 @@
 #include <cjson/cJSON.h>
 
 #define SCALING_INSTANCES_MAX 1000
-#define SCALING_KEYS "min_instances, max_instances, target_concurrency, idle_ttl_s, queue_max, queue_timeout_ms, schedule"
+#define SCALING_KEYS "min_instances, max_instances, target_concurrency, idle_ttl_s, queue_max, queue_timeout_ms, schedule, auth"
 #define SCHEDULE_MAX 128
 
 struct fn_scaling {
@@ -22,6 +22,7 @@ struct fn_scaling {
 	uint32_t queue_max;        /* 1..100000 */
 	uint32_t queue_timeout_ms; /* 1..3600000 */
 	char schedule[SCHEDULE_MAX]; /* a cron() or rate() expression (cron.h); "" = none */
+	bool auth_token; /* "auth": "token": its HTTP routes (/fn/NAME) need its bearer token */
 };
 
 /* True for the keys above. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -222,11 +223,41 @@ cJSON *secrets_names(struct secrets *s, const char *function)
 	return a;
 }
 
+int secrets_route_token(struct secrets *s, const char *function, bool create, char out[65])
+{
+	_cleanup_free_ char *name = NULL, *data = NULL;
+	size_t len = 0;
+	if (asprintf(&name, "%s.token", function) < 0)
+		return -ENOMEM;
+	int r = read_file(s->dir_fd, name, 128, &data, &len);
+	if (r >= 0 && len == 64) {
+		memcpy(out, data, 65);
+		return 0;
+	}
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (!create)
+		return -ENOENT;
+	unsigned char b[32];
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -EIO;
+	char hex[65];
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(hex + 2 * i, 3, "%02x", b[i]);
+	r = write_file_atomic(s->dir_fd, name, hex, 64, 0600);
+	if (r < 0)
+		return r;
+	memcpy(out, hex, 65);
+	return 0;
+}
+
 void secrets_remove(struct secrets *s, const char *function)
 {
-	_cleanup_free_ char *name = file_of(function);
+	_cleanup_free_ char *name = file_of(function), *tok = NULL;
 	if (name)
 		(void)unlinkat(s->dir_fd, name, 0);
+	if (asprintf(&tok, "%s.token", function) >= 0)
+		(void)unlinkat(s->dir_fd, tok, 0);
 	for (size_t i = 0; i < s->n; i++)
 		if (streq(s->v[i].fn, function)) {
 			free(s->v[i].fn);

@@ -6,6 +6,7 @@
  * Supervisor only. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -28,7 +29,10 @@ int secrets_validate(const cJSON *j, char **ret_error);
 cJSON *secrets_get(struct secrets *s, const char *function);
 /* ["NAME", ...] sorted; NULL on OOM. */
 cJSON *secrets_names(struct secrets *s, const char *function);
-/* The function is gone: its file is removed. */
+/* The bearer token of the function's HTTP routes ("auth": "token"), 64 hex digits, in
+ * STATE/secrets/NAME.token (0600); made (random) when create and there is none. -ENOENT. */
+int secrets_route_token(struct secrets *s, const char *function, bool create, char out[65]);
+/* The function is gone: its files are removed. */
 void secrets_remove(struct secrets *s, const char *function);
 
 /* Replaces every occurrence of the function's secret values (at least SECRETS_MIN_MASK bytes)

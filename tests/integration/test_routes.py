@@ -88,6 +88,30 @@ class TestRoutes(SporeTestCase):
         self.assertIn("X-Evil", j["message"])
         self.assertNotIn("x=1", [v for k, v in hdrs if k.lower() == "set-cookie"])
 
+    def test_auth_token(self):
+        s = self.spored
+        d = s.deploy_ok("private", py_package(WEB), auth="token")
+        token = d["route_token"]
+        self.assertEqual(len(token), 64)
+        self.assertEqual(s.info("private")["scaling"]["auth"], "token")
+        self.assertNotIn(token, json.dumps(s.info("private")))
+        for hdrs in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+            st, h, data = self.request("GET", "/fn/private?mode=plain", headers=hdrs)
+            self.assertEqual(st, 401, data)
+            self.assertEqual(json.loads(data)["error"], "unauthorized")
+            self.assertIn(("WWW-Authenticate", "Bearer"), h)
+        st, _, data = self.request("GET", "/fn/private?mode=plain",
+                                   headers={"Authorization": "Bearer " + token})
+        self.assertEqual(st, 200, data)
+        # the same token on a later PATCH; "none" opens the routes
+        r = self.assertStatus(s.api("PATCH", "/v1/functions/private", {"auth": "token"}), 200)
+        self.assertEqual(r.json()["route_token"], token)
+        self.assertStatus(s.api("PATCH", "/v1/functions/private", {"auth": "none"}), 200)
+        st, _, _ = self.request("GET", "/fn/private?mode=plain")
+        self.assertEqual(st, 200)
+        self.assertError(s.api("PATCH", "/v1/functions/private", {"auth": "basic"}), 400,
+                         "bad_request", "auth")
+
     def test_unknown_function_404(self):
         st, _, data = self.request("GET", "/fn/nosuch/x")
         self.assertEqual(st, 404)
