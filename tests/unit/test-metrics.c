@@ -434,7 +434,9 @@ static void test_prometheus(void **state)
 	}
 	assert_int_equal(n_buckets, SPORE_LAT_BUCKETS);
 	/* 8 simple families + 7 error kinds + cpu + 32 buckets + sum + count, per function. */
-	assert_int_equal(n_samples, 2 * (8 + 7 + 1 + 32 + 2) + 1);
+	/* per function: 7 gauges and counters, 7 error kinds, CPU, 32 buckets, _sum, _count; then
+	 * the 4 requests_total series and spore_meter_bpf */
+	assert_int_equal(n_samples, 2 * (7 + 7 + 1 + 32 + 2) + 4 + 1);
 	const char *api = strstr(text, "spore_function_instances{function=\"api\"}");
 	const char *zeta = strstr(text, "spore_function_instances{function=\"zeta\"}");
 	assert_true(api && zeta && api < zeta);
@@ -460,7 +462,7 @@ static void test_prometheus_empty_and_escaping(void **state)
 	buf_reset(&out);
 	assert_int_equal(metrics_prometheus(m, NULL, &out), 0);
 	assert_true(has_line(buf_cstr(&out),
-			     "spore_function_requests_total{function=\"a\\\"b\\\\c\\nd\"} 1"));
+			     "spore_function_duration_seconds_count{function=\"a\\\"b\\\\c\\nd\"} 1"));
 
 	static const struct {
 		const char *in, *out;
