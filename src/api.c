@@ -796,12 +796,11 @@ static void route_invoke(struct api *a, struct conn *c, const struct route_match
 	const char *event = "null";
 	size_t len = 4;
 	if (req->body_len > 0) {
-		cJSON *j = json_parse_exact(req->body, req->body_len);
+		size_t at = 0;
+		cJSON *j = json_parse_exact_at(req->body, req->body_len, &at);
 		if (!j) {
 			respond_error(c, 400, "bad_request",
-				      "body: the event is not valid JSON (near byte %zu)",
-				      (size_t)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - req->body
-								   : 0));
+				      "body: the event is not valid JSON (near byte %zu)", at);
 			return;
 		}
 		cJSON_Delete(j);

@@ -482,11 +482,15 @@ static int reader_fail_parser(struct http_reader *r, enum http_errno e)
 	switch (e) {
 	case HPE_HEADER_OVERFLOW:
 		return reader_fail(r, 431, "request header block too large");
-	case HPE_INVALID_METHOD:
-		/* The HTTP/2 preface starts with the unknown method PRI. */
-		if (r->prefix_len >= 3 && memcmp(r->prefix, h2_preface, r->prefix_len) == 0)
+	case HPE_INVALID_METHOD: {
+		/* The HTTP/2 preface starts with the unknown method PRI. Only the bytes up to the
+		 * one the parser stopped at count, so that the answer does not depend on how the
+		 * bytes were split into reads. */
+		size_t n = r->head_bytes + 1 < r->prefix_len ? r->head_bytes + 1 : r->prefix_len;
+		if (n >= 3 && memcmp(r->prefix, h2_preface, n) == 0)
 			return reader_fail(r, 505, "HTTP/2 is not supported (only HTTP/1.x)");
 		return reader_fail(r, 400, "invalid request method");
+	}
 	case HPE_INVALID_VERSION:
 		if (r->parser.http_major >= 2)
 			return reader_fail(r, 505, "HTTP version not supported (only HTTP/1.x)");
@@ -583,7 +587,13 @@ int http_reader_feed(struct http_reader *r, const char *data, size_t len,
 			return (int)off;
 		}
 		if (e != HPE_OK) {
-			(void)reader_fail_parser(r, e);
+			/* Whether the parser saw HTTP/0.9 before it failed must not depend on the
+			 * split either (the check below runs only after an error-free call). */
+			if (r->state != HTTP_READER_BODY && r->parser.http_major == 0 &&
+			    r->parser.http_minor == 9)
+				(void)reader_fail(r, 505, "HTTP/0.9 is not supported");
+			else
+				(void)reader_fail_parser(r, e);
 			return reader_answer_failure(r, ret_status, ret_message);
 		}
 		/* libhttp-parser takes "GET /\r\n" as HTTP/0.9 and would wait for headers. */

@@ -65,6 +65,23 @@ static void safe_name(const char *s, char *out, size_t outsz)
 	out[i] = 0;
 }
 
+/* libarchive's message for a, made fit for a one-line error: trailing whitespace (it ends some
+ * with a newline) dropped, then cleaned as safe_name() cleans names. */
+static const char *archive_msg(struct archive *a, char out[208])
+{
+	const char *s = archive_error_string(a);
+	char tmp[208];
+	if (!s)
+		return "unknown error";
+	size_t n = strnlen(s, sizeof(tmp) - 1);
+	memcpy(tmp, s, n);
+	while (n > 0 && (unsigned char)tmp[n - 1] <= ' ')
+		n--;
+	tmp[n] = 0;
+	safe_name(tmp, out, 208);
+	return out;
+}
+
 _printf_(2, 3) static int fail(struct extract *ex, const char *fmt, ...)
 {
 	if (!ex->ret_error)
@@ -276,8 +293,9 @@ static int extract_file(struct extract *ex, struct archive *a, struct archive_en
 		if (n < 0) {
 			if (archive_errno(a) == ENOMEM)
 				return -ENOMEM;
+			char msg[208];
 			return fail(ex, "entry '%s': cannot read its data: %s", ex->name,
-				    archive_error_string(a) ?: "unknown error");
+				    archive_msg(a, msg));
 		}
 		if ((uint64_t)n > ex->max_bytes - ex->n_bytes)
 			return fail(ex,
@@ -480,8 +498,8 @@ int package_extract(int dir_fd, const void *data, size_t len, const struct packa
 		goto finish;
 	}
 	if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
-		r = fail(&ex, "package: not a zip or tar(.gz) archive (%s)",
-			 archive_error_string(a) ?: "unknown error");
+		char msg[208];
+		r = fail(&ex, "package: not a zip or tar(.gz) archive (%s)", archive_msg(a, msg));
 		goto finish;
 	}
 
@@ -495,7 +513,8 @@ int package_extract(int dir_fd, const void *data, size_t len, const struct packa
 				r = -ENOMEM;
 				goto finish;
 			}
-			const char *why = archive_error_string(a) ?: "unknown error";
+			char msg[208];
+			const char *why = archive_msg(a, msg);
 			if (ex.n_entries == 0)
 				r = fail(&ex, "package: not a zip or tar(.gz) archive (%s)", why);
 			else
