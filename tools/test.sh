@@ -3,7 +3,8 @@
 #   1. gcc build: unit + integration suites
 #   2. clang build: compiles everything with -Werror, runs the unit suite
 #   3. ASan+UBSan build (gcc): unit + integration suites
-#   4. valgrind over the unit suite (gcc build)
+#   4. the libFuzzer targets of tests/fuzz (clang): regressions, then 45 s each
+#   5. valgrind over the unit suite (gcc build)
 # Integration tests need root (namespaces, real processes, state dirs); as non-root they skip
 # with a printed reason. Build dirs go under $SPORE_BUILD_BASE (default: ./build).
 set -euo pipefail
@@ -67,6 +68,9 @@ step "clang unit tests" mtest "$BASE/clang" --suite unit
 step "asan+ubsan build" build "$BASE/asan" -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 step "asan+ubsan unit tests" mtest "$BASE/asan" --suite unit
 step "asan+ubsan integration tests" mtest "$BASE/asan" --suite integration --num-processes 1
+# libFuzzer (clang): every target's seed corpus and regressions once, then 45 s of fuzzing each,
+# two at a time (tests/fuzz/README.md).
+step "fuzz (45 s per target)" env FUZZ_JOBS=2 bash tests/fuzz/run.sh "$BASE/fuzz" 45
 step "valgrind unit tests" mtest "$BASE/gcc" --suite unit --num-processes 1 \
 	--wrapper "valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --track-fds=no"
 
