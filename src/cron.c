@@ -146,6 +146,10 @@ int cron_parse(const char *expr, struct cron *ret, char **ret_error)
 		return error_set(ret_error, -EINVAL,
 				 "schedule: must be cron(MIN HOUR DOM MON DOW) or rate(N UNIT), at most "
 				 "%d characters", EXPR_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)expr[i] < 0x20 || (unsigned char)expr[i] >= 0x7f)
+			return error_set(ret_error, -EINVAL,
+					 "schedule: only printable ASCII (byte %zu is not)", i);
 	char body[EXPR_MAX];
 	struct cron c = { 0 };
 	if (strncmp(expr, "rate(", 5) == 0) {

@@ -224,6 +224,15 @@ enum http_reader_state http_reader_state(const struct http_reader *r)
  * callbacks can return it to stop the parser. */
 static int reader_fail(struct http_reader *r, int status, const char *message)
 {
+	/* Whatever else is wrong with a head that the parser read as HTTP/0.9 (a request line
+	 * without a version), the answer is the same 505 however the bytes were split: whether
+	 * a failure is seen in the same read as the end of the request line or in a later one
+	 * must not change it. */
+	if (status != 500 && r->state != HTTP_READER_BODY && r->parser.http_major == 0 &&
+	    r->parser.http_minor == 9) {
+		status = 505;
+		message = "HTTP/0.9 is not supported";
+	}
 	if (!r->dead) {
 		r->dead = true;
 		r->err_status = status;
@@ -587,13 +596,7 @@ int http_reader_feed(struct http_reader *r, const char *data, size_t len,
 			return (int)off;
 		}
 		if (e != HPE_OK) {
-			/* Whether the parser saw HTTP/0.9 before it failed must not depend on the
-			 * split either (the check below runs only after an error-free call). */
-			if (r->state != HTTP_READER_BODY && r->parser.http_major == 0 &&
-			    r->parser.http_minor == 9)
-				(void)reader_fail(r, 505, "HTTP/0.9 is not supported");
-			else
-				(void)reader_fail_parser(r, e);
+			(void)reader_fail_parser(r, e); /* 505 for HTTP/0.9: reader_fail() */
 			return reader_answer_failure(r, ret_status, ret_message);
 		}
 		/* libhttp-parser takes "GET /\r\n" as HTTP/0.9 and would wait for headers. */
