@@ -975,7 +975,31 @@ static bool authorized(struct api *a, struct conn *c, const struct http_request 
 static void route_metrics(struct api *a, struct conn *c)
 {
 	struct buf out = BUF_INIT;
-	if (metrics_prometheus(a->d.meter, a->d.codes, &out) < 0) {
+	uint32_t instances = 0;
+	uint64_t memory_mb = 0;
+	sched_totals(a->d.sched, &instances, &memory_mb);
+	unsigned restarts = 0, running = 0;
+	for (size_t i = 0; i < zygotes_count(a->d.zygotes); i++) {
+		struct zygote_info zi;
+		zygotes_info(a->d.zygotes, i, &zi);
+		restarts += zi.restarts;
+		running += zi.state == ZYGOTE_RUNNING;
+	}
+	/* spored's own figures, after the functions'. */
+	if (metrics_prometheus(a->d.meter, a->d.codes, &out) < 0 ||
+	    buf_printf(&out,
+		       "# HELP spore_instances Instances of all functions now.\n"
+		       "# TYPE spore_instances gauge\nspore_instances %u\n"
+		       "# HELP spore_instances_memory_bytes memory_mb of all instances together.\n"
+		       "# TYPE spore_instances_memory_bytes gauge\nspore_instances_memory_bytes %llu\n"
+		       "# HELP spore_async_pending Asynchronous invocations accepted and not finished.\n"
+		       "# TYPE spore_async_pending gauge\nspore_async_pending %zu\n"
+		       "# HELP spore_zygotes_running Zygotes up and ready.\n"
+		       "# TYPE spore_zygotes_running gauge\nspore_zygotes_running %u\n"
+		       "# HELP spore_zygote_restarts_total Zygote restarts since spored started.\n"
+		       "# TYPE spore_zygote_restarts_total counter\nspore_zygote_restarts_total %u\n",
+		       instances, (unsigned long long)memory_mb << 20,
+		       a->d.async ? async_pending(a->d.async) : (size_t)0, running, restarts) < 0) {
 		buf_done(&out);
 		respond_error(c, 500, "internal", "out of memory");
 		return;

@@ -498,6 +498,11 @@ int async_dead_letters_json(struct async *a, const char *function, cJSON **ret)
 	return 0;
 }
 
+size_t async_pending(const struct async *a)
+{
+	return a->n_pending;
+}
+
 void async_function_deleted(struct async *a, const char *function)
 {
 	for (struct entry *e = a->head, *n; e; e = n) {

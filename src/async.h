@@ -53,6 +53,9 @@ int async_get_json(struct async *a, const char *id, cJSON **ret);
  * first. */
 int async_dead_letters_json(struct async *a, const char *function, cJSON **ret);
 
+/* Accepted and not finished yet, all functions. */
+size_t async_pending(const struct async *a);
+
 /* The function was deleted: its pending invocations (not yet on an instance) and its dead
  * letters are dropped. */
 void async_function_deleted(struct async *a, const char *function);

@@ -1583,6 +1583,12 @@ void sched_function_changed(struct sched *s, const char *function)
 	fn_pump(fn);
 }
 
+void sched_totals(const struct sched *s, uint32_t *ret_instances, uint64_t *ret_memory_mb)
+{
+	*ret_instances = s->n_instances;
+	*ret_memory_mb = s->memory_mb;
+}
+
 void sched_start_reserved(struct sched *s)
 {
 	for (size_t i = 0; i < registry_count(s->reg); i++) {

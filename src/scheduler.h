@@ -78,6 +78,8 @@ void sched_invocation_cancel(struct sched *s, struct invocation *inv);
 /* The live version or the scaling settings changed: idle instances of other versions are
  * retired, reserved instances (min_instances) started, idle ones above max_instances stopped. */
 void sched_function_changed(struct sched *s, const char *function);
+/* Instances of all functions (not counting dead ones) and their memory_mb together. */
+void sched_totals(const struct sched *s, uint32_t *ret_instances, uint64_t *ret_memory_mb);
 /* At start: every function's meter slot and reserved instances. */
 void sched_start_reserved(struct sched *s);
 /* The function is gone: its instances are killed and pending invocations answered 404. */

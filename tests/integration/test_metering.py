@@ -125,6 +125,13 @@ class TestMetering(SporeTestCase):
         self.assertEqual(st["requests"], n, st)
         self.assertEqual(st["latency_us"]["count"], n, st)
 
+    def test_spored_own_figures(self):
+        prom = self.prom()
+        for name in ("spore_instances", "spore_instances_memory_bytes", "spore_async_pending",
+                     "spore_zygotes_running", "spore_zygote_restarts_total"):
+            self.assertRegex(prom, r"(?m)^%s \d+$" % name)
+        self.assertRegex(prom, r"(?m)^spore_zygotes_running [1-9]$")
+
     def test_errors_by_kind(self):
         s = self.spored
         for _ in range(3):
