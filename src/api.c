@@ -469,6 +469,15 @@ static void route_put(struct api *a, struct conn *c, const struct route_match *m
 			respond_error(c, 507, "insufficient_storage",
 				      "no space left in the state directory for '%s'", m->name);
 			break;
+		case -EMFILE:
+		case -ENFILE:
+		case -ENOMEM:
+			/* spored's own resources: the deploy may work in a moment. */
+			log_warning_errno(r, "api: deploy of '%s' failed: %m", m->name);
+			respond_error(c, 503, "unavailable",
+				      "deploy of '%s' failed for want of resources (%s); try again",
+				      m->name, strerror(-r));
+			break;
 		default:
 			log_error_errno(r, "api: deploy of '%s' failed: %m", m->name);
 			respond_error(c, 500, "internal", "deploy of '%s' failed: %s", m->name,
@@ -650,7 +659,7 @@ static void start_invoke(struct api *a, struct conn *c, const struct fn_record *
 {
 	struct pending_invoke *p = calloc(1, sizeof(*p));
 	if (!p) {
-		respond_error(c, 500, "internal", "out of memory");
+		respond_error(c, 503, "unavailable", "out of memory; try again");
 		return;
 	}
 	p->a = a;
@@ -724,7 +733,7 @@ static void route_fn_http(struct api *a, struct conn *c, const struct route_matc
 	}
 	struct apigw_header *hs = calloc(req->n_headers + 1, sizeof(*hs));
 	if (!hs) {
-		respond_error(c, 500, "internal", "out of memory");
+		respond_error(c, 503, "unavailable", "out of memory; try again");
 		return;
 	}
 	for (size_t i = 0; i < req->n_headers; i++)
@@ -751,7 +760,7 @@ static void route_fn_http(struct api *a, struct conn *c, const struct route_matc
 	int r = apigw_event(&ar, &event);
 	free(hs);
 	if (r < 0) {
-		respond_error(c, 500, "internal", "out of memory");
+		respond_error(c, 503, "unavailable", "out of memory; try again");
 		return;
 	}
 	start_invoke(a, c, f, 0, event, strlen(event), true);
@@ -1001,7 +1010,7 @@ static void route_metrics(struct api *a, struct conn *c)
 		       instances, (unsigned long long)memory_mb << 20,
 		       a->d.async ? async_pending(a->d.async) : (size_t)0, running, restarts) < 0) {
 		buf_done(&out);
-		respond_error(c, 500, "internal", "out of memory");
+		respond_error(c, 503, "unavailable", "out of memory; try again");
 		return;
 	}
 	(void)conn_respond(c, 200, METRICS_PROMETHEUS_CONTENT_TYPE, out.data, out.len,

@@ -35,6 +35,11 @@ struct http_reader {
 	size_t head_bytes; /* bytes fed while in the head (including blank lines before it) */
 	char prefix[PREFIX_MAX];
 	size_t prefix_len;
+	/* Our own look at the head's line endings (head_scan()): libhttp-parser takes bare LF and
+	 * folded lines, which a front end that splits only on CRLF would frame differently. */
+	unsigned char scan_prev;
+	size_t scan_line_len, scan_lines;
+	bool scan_done;
 	struct buf target;
 	struct buf field; /* header name being received */
 	struct buf value; /* header value being received */
@@ -165,6 +170,9 @@ static void reader_reset_message(struct http_reader *r)
 	r->state = HTTP_READER_IDLE;
 	r->head_bytes = 0;
 	r->prefix_len = 0;
+	r->scan_prev = 0;
+	r->scan_line_len = r->scan_lines = 0;
+	r->scan_done = false;
 	buf_done(&r->target);
 	buf_done(&r->field);
 	buf_done(&r->value);
@@ -228,7 +236,7 @@ static int reader_fail(struct http_reader *r, int status, const char *message)
 	 * without a version), the answer is the same 505 however the bytes were split: whether
 	 * a failure is seen in the same read as the end of the request line or in a later one
 	 * must not change it. */
-	if (status != 500 && r->state != HTTP_READER_BODY && r->parser.http_major == 0 &&
+	if (status != 503 && r->state != HTTP_READER_BODY && r->parser.http_major == 0 &&
 	    r->parser.http_minor == 9) {
 		status = 505;
 		message = "HTTP/0.9 is not supported";
@@ -237,14 +245,14 @@ static int reader_fail(struct http_reader *r, int status, const char *message)
 		r->dead = true;
 		r->err_status = status;
 		r->err_message = message;
-		r->err_errno = status == 500 ? -ENOMEM : -EBADMSG;
+		r->err_errno = status == 503 ? -ENOMEM : -EBADMSG;
 	}
 	return -1;
 }
 
 static int reader_oom(struct http_reader *r)
 {
-	return reader_fail(r, 500, "out of memory");
+	return reader_fail(r, 503, "out of memory");
 }
 
 /* Strips trailing whitespace: libhttp-parser drops the leading whitespace of a value only. */
@@ -545,6 +553,38 @@ static int reader_answer_failure(struct http_reader *r, int *ret_status, const c
 	return r->err_errno;
 }
 
+/* Refuses a head with a line ended by a bare LF, or a folded header line (obs-fold, RFC 9112
+ * 5.2): both are allowed to a lenient server, but a request smuggler's tools. Scans p[0..n) up to
+ * the end of the head and returns how many bytes are fine: the caller feeds the parser those,
+ * and fails on the first bad byte only once the parser has taken everything before it, so that
+ * the answer is the same however the bytes were split. *ret_why: the refusal, or NULL. */
+static size_t head_scan(struct http_reader *r, const char *p, size_t n, const char **ret_why)
+{
+	*ret_why = NULL;
+	for (size_t i = 0; i < n && !r->scan_done; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '\n') {
+			if (r->scan_prev != '\r') {
+				*ret_why = "bare LF in the request head (lines end with CRLF)";
+				return i;
+			}
+			if (r->scan_line_len == 0 && r->scan_lines > 0)
+				r->scan_done = true; /* the blank line that ends the head */
+			else if (r->scan_line_len > 0)
+				r->scan_lines++;
+			r->scan_line_len = 0;
+		} else if (c != '\r') {
+			if (r->scan_line_len == 0 && r->scan_lines > 0 && (c == ' ' || c == '\t')) {
+				*ret_why = "folded header line (obs-fold) in the request";
+				return i;
+			}
+			r->scan_line_len++;
+		}
+		r->scan_prev = c;
+	}
+	return n;
+}
+
 int http_reader_feed(struct http_reader *r, const char *data, size_t len,
 		     struct http_request **ret_request, bool *ret_continue, int *ret_status,
 		     const char **ret_message)
@@ -576,6 +616,13 @@ int http_reader_feed(struct http_reader *r, const char *data, size_t len,
 				memcpy(r->prefix + r->prefix_len, data + off, k);
 				r->prefix_len += k;
 			}
+			const char *why;
+			size_t ok = head_scan(r, data + off, n, &why);
+			if (why && ok == 0) {
+				(void)reader_fail(r, 400, why);
+				return reader_answer_failure(r, ret_status, ret_message);
+			}
+			n = ok;
 		}
 
 		size_t k = http_parser_execute(&r->parser, &settings, data + off, n);

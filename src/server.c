@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -27,6 +28,8 @@
 /* A request body must keep arriving; a client stuck mid-body this long is closed. */
 #define BODY_TIMEOUT_US (60u * 1000000u)
 #define ACCEPT_RETRY_US (100u * 1000u)
+#define LINGER_MAX 256
+#define LINGER_US (2u * 1000u * 1000u)
 
 struct listener {
 	struct server *server;
@@ -83,6 +86,17 @@ struct server {
 	struct listener *listeners;
 	struct conn *conns;
 	size_t n_conns;
+	/* Refused connections, closed once the client's request was read (a close with unread
+	 * input sends a reset, and the client would never see the 503). */
+	struct lingering {
+		int fd;
+		uint64_t until_us;
+	} linger[LINGER_MAX];
+	size_t n_linger;
+	/* Kept open to be given up when accept() fails with EMFILE: room to refuse the client
+	 * with a 503 instead of leaving it in the kernel's queue. */
+	int reserve_fd;
+	uint64_t accept_warned_us;
 };
 
 static void conn_close(struct conn *c);
@@ -390,6 +404,7 @@ static void conn_reject(struct conn *c, int status, const char *message)
 			   : status == 413 ? "payload_too_large"
 			   : status == 501 ? "not_implemented"
 			   : status == 505 ? "http_version_not_supported"
+			   : status == 503 ? "unavailable"
 			   : status >= 500 ? "internal"
 					   : "bad_request";
 	char body[512];
@@ -501,6 +516,75 @@ static void listener_retry(struct loop_timer *t)
 	listener_arm(ls);
 }
 
+/* Reads and drops what the client sent; true when it is done (EOF or an error). */
+static bool drain(int fd)
+{
+	char buf[4096];
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		return !(n < 0 && (errno == EAGAIN || errno == EINTR));
+	}
+	return false;
+}
+
+/* Answers 503 on a connection spored will not serve, and closes it once the client's request
+ * is read (or after LINGER_US), so that the client gets the answer rather than a reset. */
+static void reject_fd(struct server *s, int fd, const char *why)
+{
+	char body[160], msg[400];
+	int bl = snprintf(body, sizeof(body), "{\"error\":\"unavailable\",\"message\":\"%s, try again\"}\n",
+			  why);
+	int ml = snprintf(msg, sizeof(msg),
+			  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+			  bl, body);
+	(void)send(fd, msg, (size_t)ml, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)shutdown(fd, SHUT_WR);
+	if (drain(fd) || s->n_linger == LINGER_MAX) {
+		safe_close(fd);
+		return;
+	}
+	s->linger[s->n_linger++] = (struct lingering){ fd, now_us() + LINGER_US };
+}
+
+static void linger_tick(struct server *s, bool all)
+{
+	uint64_t now = now_us();
+	for (size_t i = 0; i < s->n_linger;)
+		if (all || drain(s->linger[i].fd) || now >= s->linger[i].until_us) {
+			safe_close(s->linger[i].fd);
+			s->linger[i] = s->linger[--s->n_linger];
+		} else
+			i++;
+}
+
+/* Out of fds: give up the reserve fd, take the waiting clients off the queue with a 503 each,
+ * take the reserve back. */
+static void accept_shed(struct server *s, struct listener *ls)
+{
+	s->reserve_fd = safe_close(s->reserve_fd);
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			break;
+		/* No fd to linger with: answer, drain what is there, close. */
+		char body[] = "{\"error\":\"unavailable\",\"message\":\"spored is out of file "
+			      "descriptors, try again\"}\n";
+		char msg[300];
+		int ml = snprintf(msg, sizeof(msg),
+				  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+				  "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+				  sizeof(body) - 1, body);
+		(void)send(fd, msg, (size_t)ml, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)shutdown(fd, SHUT_WR);
+		(void)drain(fd);
+		safe_close(fd);
+	}
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void on_accept(void *ud, int res, uint32_t flags)
 {
 	struct listener *ls = ud;
@@ -508,9 +592,16 @@ static void on_accept(void *ud, int res, uint32_t flags)
 	if (res < 0) {
 		if (res == -ECANCELED)
 			return;
-		log_warning_errno(res, "server: accept failed: %m; retrying in 100ms");
+		if (res == -EMFILE || res == -ENFILE)
+			accept_shed(s, ls);
+		uint64_t now = now_us();
+		if (now - s->accept_warned_us >= 1000000u) {
+			s->accept_warned_us = now;
+			log_warning_errno(res, "server: accept failed: %m; refusing new connections "
+					  "with 503 and retrying");
+		}
 		if (!(flags & IORING_CQE_F_MORE))
-			(void)loop_timer_start(s->loop, &ls->retry, now_us() + ACCEPT_RETRY_US);
+			(void)loop_timer_start(s->loop, &ls->retry, now + ACCEPT_RETRY_US);
 		return;
 	}
 	if (!(flags & IORING_CQE_F_MORE))
@@ -518,12 +609,7 @@ static void on_accept(void *ud, int res, uint32_t flags)
 
 	int fd = res;
 	if (s->n_conns >= s->lim.max_connections) {
-		static const char msg[] =
-			"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-			"Content-Length: 70\r\nConnection: close\r\n\r\n"
-			"{\"error\":\"unavailable\",\"message\":\"too many connections, try again\"}\n";
-		(void)send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-		safe_close(fd);
+		reject_fd(s, fd, "too many connections");
 		return;
 	}
 	if (!ls->is_unix) {
@@ -580,6 +666,10 @@ static int listener_add(struct server *s, int fd, bool is_unix, const char *unix
 	ls->fd = fd;
 	ls->is_unix = is_unix;
 	ls->retry.fn = listener_retry;
+	/* accept_shed() calls accept4() on it directly: it must never block. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	if (unix_path && !(ls->unix_path = strdup(unix_path))) {
 		safe_close(fd);
 		free(ls);
@@ -696,6 +786,7 @@ int server_new(struct loop *l, const struct server_limits *lim, server_request_f
 	s->fn = fn;
 	s->body_limit = body_limit;
 	s->userdata = userdata;
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	*ret = s;
 	return 0;
 }
@@ -722,12 +813,15 @@ struct server *server_free(struct server *s)
 	server_stop_listening(s);
 	while (s->conns)
 		conn_close(s->conns);
+	linger_tick(s, true);
+	safe_close(s->reserve_fd);
 	free(s);
 	return NULL;
 }
 
 void server_tick(struct server *s)
 {
+	linger_tick(s, false);
 	uint64_t now = now_us();
 	uint64_t header_to = (uint64_t)s->lim.header_timeout_ms * 1000u;
 	uint64_t keep_to = (uint64_t)s->lim.keepalive_timeout_ms * 1000u;

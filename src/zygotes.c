@@ -70,9 +70,10 @@ struct zygote {
 	uint64_t backoff_us;
 	struct loop_timer restart;
 	char *cgroup_pool; /* absolute path of its pool in the v2 tree; NULL: none */
-	struct pending_spawn *waiting;   /* not sent yet (zygote not running) */
-	uint64_t *sent;                  /* tokens sent, not answered */
-	size_t n_sent, sent_cap;
+	struct pending_spawn *waiting;   /* not sent yet (zygote not running), oldest first */
+	/* Sent, not answered yet, oldest first; their fds are kept: if the zygote dies before it
+	 * answers, they go back to waiting and to its successor. */
+	struct pending_spawn *sent;
 };
 
 struct zygotes {
@@ -106,15 +107,15 @@ static void pending_free(struct pending_spawn *p)
 
 static int zygote_launch(struct zygote *zy);
 
-static void zygote_fail_sent(struct zygote *zy, int error)
+/* Requests the dead zygote never answered wait for its successor, ahead of the newer ones. (An
+ * instance it made of one just before it died died with it, before it was told its function.) */
+static void zygote_requeue_sent(struct zygote *zy)
 {
-	/* Requests the dead zygote never answered. */
-	size_t n = zy->n_sent;
-	uint64_t *sent = TAKE_PTR(zy->sent);
-	zy->n_sent = zy->sent_cap = 0;
-	for (size_t i = 0; i < n; i++)
-		zy->z->cb.spawned(zy->z->cb.userdata, sent[i], 0, error, NULL);
-	free(sent);
+	struct pending_spawn **tail = &zy->sent;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = zy->waiting;
+	zy->waiting = TAKE_PTR(zy->sent);
 }
 
 static void zygote_down_full(struct zygote *zy, const char *why, bool reaped)
@@ -139,7 +140,7 @@ static void zygote_down_full(struct zygote *zy, const char *why, bool reaped)
 	log_error("zygotes: zygote of runtime '%s' (pid %d) %s; restarting in %llu ms",
 		  zy->runtime, (int)zy->pid, why, (unsigned long long)(zy->backoff_us / 1000));
 	zy->pid = 0;
-	zygote_fail_sent(zy, -ECHILD);
+	zygote_requeue_sent(zy);
 	(void)loop_timer_start(z->loop, &zy->restart, now + zy->backoff_us);
 }
 
@@ -148,17 +149,11 @@ static void zygote_down(struct zygote *zy, const char *why)
 	zygote_down_full(zy, why, false);
 }
 
-static int zygote_send_spawn(struct zygote *zy, uint64_t token, const int fds[3])
+/* Sends p; on success p (with its fds) moves to the sent list. */
+static int zygote_send_spawn(struct zygote *zy, struct pending_spawn *p)
 {
-	if (zy->n_sent == zy->sent_cap) {
-		size_t n = zy->sent_cap ? zy->sent_cap * 2 : 16;
-		uint64_t *s = realloc(zy->sent, n * sizeof(*s));
-		if (!s)
-			return -ENOMEM;
-		zy->sent = s;
-		zy->sent_cap = n;
-	}
-	struct zyg_spawn msg = { .hdr = { ZYG_SPAWN, PROTO_VERSION }, .token = token };
+	const int *fds = p->fds;
+	struct zyg_spawn msg = { .hdr = { ZYG_SPAWN, PROTO_VERSION }, .token = p->token };
 	struct iovec iov = { &msg, sizeof(msg) };
 	union {
 		char buf[CMSG_SPACE(3 * sizeof(int))];
@@ -182,15 +177,21 @@ static int zygote_send_spawn(struct zygote *zy, uint64_t token, const int fds[3]
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	zy->sent[zy->n_sent++] = token;
+	struct pending_spawn **tail = &zy->sent;
+	while (*tail)
+		tail = &(*tail)->next;
+	p->next = NULL;
+	*tail = p;
 	return 0;
 }
 
 static void zygote_forget_sent(struct zygote *zy, uint64_t token)
 {
-	for (size_t i = 0; i < zy->n_sent; i++)
-		if (zy->sent[i] == token) {
-			zy->sent[i] = zy->sent[--zy->n_sent];
+	for (struct pending_spawn **pp = &zy->sent; *pp; pp = &(*pp)->next)
+		if ((*pp)->token == token) {
+			struct pending_spawn *p = *pp;
+			*pp = p->next;
+			pending_free(p);
 			return;
 		}
 }
@@ -201,11 +202,12 @@ static void zygote_flush_waiting(struct zygote *zy)
 	while (zy->waiting && zy->state == ZYGOTE_RUNNING) {
 		struct pending_spawn *p = zy->waiting;
 		zy->waiting = p->next;
-		int r = zygote_send_spawn(zy, p->token, p->fds);
-		uint64_t token = p->token;
-		pending_free(p);
-		if (r < 0)
+		int r = zygote_send_spawn(zy, p);
+		if (r < 0) {
+			uint64_t token = p->token;
+			pending_free(p);
 			zy->z->cb.spawned(zy->z->cb.userdata, token, 0, r, NULL);
+		}
 	}
 }
 
@@ -434,7 +436,11 @@ struct zygotes *zygotes_free(struct zygotes *z)
 			zy->waiting = p->next;
 			pending_free(p);
 		}
-		free(zy->sent);
+		while (zy->sent) {
+			struct pending_spawn *p = zy->sent;
+			zy->sent = p->next;
+			pending_free(p);
+		}
 	}
 	/* The ring holds a reference to each socket until its poll is cancelled: submit now. */
 	(void)loop_submit(z->loop);
@@ -508,27 +514,29 @@ int zygotes_spawn(struct zygotes *z, const char *runtime, uint64_t token, int ch
 	if (!zy)
 		return -ENOENT;
 	int fds[3] = { chan_fd, out_fd, err_fd };
-	if (zy->state == ZYGOTE_RUNNING) {
-		int r = zygote_send_spawn(zy, token, fds);
-		if (r >= 0)
-			return 0;
-		if (r != -EPIPE && r != -ECONNRESET)
-			return r;
-		zygote_down(zy, "stopped reading its control socket");
-	}
 	struct pending_spawn *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->token = token;
+	for (int i = 0; i < 3; i++)
+		p->fds[i] = -EBADF;
 	for (int i = 0; i < 3; i++) {
 		p->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
 		if (p->fds[i] < 0) {
 			int r = -errno;
-			for (int k = 0; k < i; k++)
-				safe_close(p->fds[k]);
-			free(p);
+			pending_free(p);
 			return r;
 		}
+	}
+	if (zy->state == ZYGOTE_RUNNING) {
+		int r = zygote_send_spawn(zy, p);
+		if (r >= 0)
+			return 0;
+		if (r != -EPIPE && r != -ECONNRESET) {
+			pending_free(p);
+			return r;
+		}
+		zygote_down(zy, "stopped reading its control socket");
 	}
 	struct pending_spawn **tail = &zy->waiting;
 	while (*tail)
