@@ -291,11 +291,11 @@ int manifest_from_json(const cJSON *j, struct manifest *ret, char **ret_error)
 		if (!cJSON_IsString(v) || !v->valuestring)
 			return fail(ret_error, "network: must be a string");
 		if (streq(v->valuestring, "egress"))
+			m.egress = true;
+		else if (!streq(v->valuestring, "none"))
 			return fail(ret_error,
-				    "network: 'egress' is not supported yet; only 'none' (loopback "
-				    "only)");
-		if (!streq(v->valuestring, "none"))
-			return fail(ret_error, "network: must be 'none'");
+				    "network: must be 'none' (loopback only) or 'egress' (NAT to the "
+				    "outside, nothing of the host)");
 	}
 
 	v = cJSON_GetObjectItemCaseSensitive(j, "env");
@@ -321,7 +321,8 @@ cJSON *manifest_to_json(const struct manifest *m)
 	    !cJSON_AddNumberToObject(j, "timeout_ms", m->timeout_ms) ||
 	    (m->tmp_mb && !cJSON_AddNumberToObject(j, "tmp_mb", m->tmp_mb)) ||
 	    (m->pids_max && !cJSON_AddNumberToObject(j, "pids_max", m->pids_max)) ||
-	    (m->cpu_millis && !cJSON_AddNumberToObject(j, "cpu_millis", m->cpu_millis)))
+	    (m->cpu_millis && !cJSON_AddNumberToObject(j, "cpu_millis", m->cpu_millis)) ||
+	    (m->egress && !cJSON_AddStringToObject(j, "network", "egress")))
 		return NULL;
 	cJSON *env = cJSON_AddObjectToObject(j, "env");
 	if (!env)
@@ -355,6 +356,7 @@ int manifest_copy(const struct manifest *src, struct manifest *ret)
 		.tmp_mb = src->tmp_mb,
 		.pids_max = src->pids_max,
 		.cpu_millis = src->cpu_millis,
+		.egress = src->egress,
 	};
 
 	if (src->runtime && !(m.runtime = strdup(src->runtime)))

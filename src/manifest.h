@@ -33,6 +33,7 @@ struct manifest {
 	uint32_t tmp_mb;     /* size of the instance's /tmp tmpfs; 0 = default */
 	uint32_t pids_max;   /* processes and threads per instance; 0 = default */
 	uint32_t cpu_millis; /* CPU quota in thousandths of a core; 0 = derived from memory_mb */
+	bool egress;         /* "network": "egress": a veth pair and NAT to the outside */
 	char **env_keys; /* n_env pairs, in the order given */
 	char **env_values;
 	size_t n_env;
@@ -45,7 +46,7 @@ bool manifest_runtime_known(const char *runtime);
 
 /* Validates j (an object) and fills *ret. Allowed keys: runtime (required), handler (required),
  * memory_mb, timeout_ms, tmp_mb (1..10240, default 64), pids_max (1..4096, default 64),
- * cpu_millis (10..64000; default: derived from memory_mb), network ("none" only), env (object of string values, keys [A-Za-z_][A-Za-z0-9_]*, not starting
+ * cpu_millis (10..64000; default: derived from memory_mb), network ("none" or "egress"), env (object of string values, keys [A-Za-z_][A-Za-z0-9_]*, not starting
  * with "AWS_" or "SPORE_", total <= 4 KiB), code (ignored here; the caller decodes it). Unknown
  * keys are refused. On failure returns -EINVAL and *ret_error (malloc'ed) names the field:
  * "memory_mb: must be an integer between 64 and 10240". */

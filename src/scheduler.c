@@ -27,6 +27,7 @@
 #include "meter.h"
 #include "metrics.h"
 #include "secrets.h"
+#include "egress.h"
 
 #define SCALE_BUCKETS 6 /* the autoscaler's stable window, in seconds */
 
@@ -73,6 +74,8 @@ struct instance {
 	char cgroup[112]; /* "fn-NAME/ID" once created (v2: "pool-RT/i-..." when cloned there) */
 	char v2cgroup[112]; /* hybrid host: the unified-tree cgroup it was cloned into, else "" */
 	uint64_t cgroup_id; /* its v2 cgroup id, mapped to the function in the meter; 0: none */
+	bool egress;                 /* network "egress": INIT waits for its veth pair */
+	struct egress_lease *lease;  /* its share of the egress pool, once attached */
 	char *init_json;  /* INST_INIT, sent once the instance is in its cgroup */
 	bool self_attach; /* the instance moves itself into its cgroup (INIT's cgroup_tasks) */
 	pid_t pid;
@@ -166,6 +169,7 @@ struct sched {
 	struct fn_state *fns;
 	uint64_t next_token;
 	uint32_t next_uid;
+	struct egress *egress; /* made on the first instance with network "egress" */
 	uint32_t n_instances; /* all functions, not counting dead ones */
 	uint64_t memory_mb;   /* their memory_mb together */
 };
@@ -780,6 +784,13 @@ static void instance_cgroup_cleanup(struct instance *inst)
 static void instance_release(struct instance *inst)
 {
 	struct loop *l = inst->s->loop;
+	if (inst->lease) {
+		int k = egress_release(inst->s->egress, inst->lease);
+		if (k < 0)
+			log_warning_errno(k, "sched: cannot take down the egress of instance %s: %m",
+					  inst->id);
+		inst->lease = NULL;
+	}
 	instance_cgroup_cleanup(inst);
 	free(inst->init_json);
 	loop_timer_stop(l, &inst->timer);
@@ -998,6 +1009,39 @@ static int instance_enter_cgroup(struct instance *inst, const char *cloned_into)
 	return r;
 }
 
+/* Network "egress": the instance's namespace gets its veth pair and NAT before INIT. */
+static int instance_egress(struct instance *inst)
+{
+	struct sched *s = inst->s;
+	if (!inst->egress)
+		return 0;
+	int r = 0;
+	_cleanup_free_ char *why = NULL;
+	if (!s->egress) {
+		struct egress_config ec = { .name = s->cfg.egress_name };
+		r = s->cfg.egress_name && s->cfg.cgroups ? egress_new(&ec, &s->egress, &why)
+							 : -EOPNOTSUPP;
+		if (r < 0)
+			log_error_errno(r, "sched: network egress unavailable: %s%m",
+					why ? why : "");
+		else
+			log_info("sched: network egress set up for the first function that asks");
+	}
+	if (r >= 0)
+		r = egress_attach(s->egress, inst->pid, &inst->lease);
+	if (r < 0) {
+		log_error_errno(r, "sched: cannot give instance %s of '%s' its network: %m", inst->id,
+				inst->fn->name);
+		_cleanup_free_ char *body = error_body(
+			"unavailable", "could not set up network egress for an instance of '%s': %s%s%s",
+			inst->fn->name, strerror(-r), why ? ": " : "", why ? why : "");
+		inst->retiring = true;
+		if (body)
+			fail_queued_version(inst->fn, inst->version, 503, body);
+	}
+	return r;
+}
+
 static void on_spawned(void *ud, uint64_t token, pid_t pid, int error, const char *cgroup)
 {
 	struct sched *s = ud;
@@ -1019,7 +1063,7 @@ static void on_spawned(void *ud, uint64_t token, pid_t pid, int error, const cha
 				snprintf(inst->v2cgroup, sizeof(inst->v2cgroup), "%s", cgroup);
 			return;
 		}
-		if (instance_enter_cgroup(inst, cgroup) < 0) {
+		if (instance_enter_cgroup(inst, cgroup) < 0 || instance_egress(inst) < 0) {
 			instance_kill(inst);
 			return;
 		}
@@ -1233,7 +1277,8 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 	for (int i = 0; r >= 0 && i < 2; i++)
 		r = loop_poll_start(s->loop, inst->pipes[i].fd, POLLIN, on_pipe, &inst->pipes[i],
 				    &inst->pipes[i].token);
-	if (r >= 0 && (!cg || inst->self_attach))
+	inst->egress = m->egress;
+	if (r >= 0 && (!cg || inst->self_attach) && !inst->egress)
 		r = chan_send(inst, INST_INIT, init_json, strlen(init_json), NULL, 0);
 	else if (r >= 0)
 		inst->init_json = TAKE_PTR(init_json);
@@ -1751,6 +1796,7 @@ struct sched *sched_free(struct sched *s)
 		return NULL;
 	while (s->fns)
 		fn_free(s, s->fns, false);
+	s->egress = egress_free(s->egress);
 	loop_timer_stop(s->loop, &s->grave_timer);
 	while (s->graves) {
 		/* Shutting down: now waiting is fine. */

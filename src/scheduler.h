@@ -31,6 +31,9 @@ struct sched_config {
 	struct meter *meter;
 	struct metrics_codes *codes; /* answers by function, version, status; NULL: none */
 	struct secrets *secrets;     /* given to instances as env, masked in logs; NULL: none */
+	/* network "egress" (sandbox/egress.h): set up on first use, named after this string
+	 * (the state dir) so that two sporeds do not clash; NULL: refused */
+	const char *egress_name;
 	uint32_t uid_min, uid_count;
 	uint32_t max_instances; /* defaults for what a function's scaling settings leave unset */
 	uint32_t max_instances_total; /* all functions together; 0: no cap */

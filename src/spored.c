@@ -234,6 +234,7 @@ static int setup(struct daemon *d)
 		.meter = d->meter,
 		.codes = d->codes,
 		.secrets = d->secrets,
+		.egress_name = c->state_dir,
 		.max_instances_total = c->max_instances_total,
 		.memory_budget_mb = host_mb * c->instance_memory_pct / 100,
 		.max_instances = c->max_instances,

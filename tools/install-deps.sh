@@ -9,7 +9,7 @@ PACKAGES=(
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev iproute2
 	libcurl4-openssl-dev libssl-dev libcmocka-dev
 	python3 python3-dev libpython3-dev
-	libbpf-dev bpftool libclang-rt-14-dev
+	libbpf-dev bpftool libclang-rt-14-dev libnftables-dev nftables
 	valgrind curl wrk util-linux procps jq
 )
 

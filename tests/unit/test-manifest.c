@@ -138,7 +138,6 @@ static const struct invalid_case invalid_cases[] = {
 	{ "{" PY ",\"pids_max\":0}", "pids_max: must be an integer between 1 and 4096" },
 	{ "{" PY ",\"pids_max\":\"8\"}", "pids_max: must be an integer between 1 and 4096" },
 	{ "{" PY ",\"cpu_millis\":9}", "cpu_millis: must be an integer between 10 and 64000" },
-	{ "{" PY ",\"network\":\"egress\"}", "network: 'egress' is not supported yet" },
 	{ "{" PY ",\"network\":\"host\"}", "network: must be 'none'" },
 	{ "{" PY ",\"network\":1}", "network: must be a string" },
 	{ "{" PY ",\"memory_mb\":true}", "memory_mb: must be an integer" },
@@ -249,6 +248,7 @@ static void assert_manifest_equal(const struct manifest *a, const struct manifes
 	assert_string_equal(a->handler, b->handler);
 	assert_int_equal(a->memory_mb, b->memory_mb);
 	assert_int_equal(a->timeout_ms, b->timeout_ms);
+	assert_int_equal(a->egress, b->egress);
 	assert_int_equal(a->n_env, b->n_env);
 	for (size_t i = 0; i < a->n_env; i++) {
 		assert_string_equal(a->env_keys[i], b->env_keys[i]);
@@ -264,6 +264,7 @@ static void test_round_trip(void **state)
 		"\"timeout_ms\":123,\"env\":{\"Z\":\"last\",\"A\":\"first \\\"quoted\\\"\","
 		"\"M\":\"\"}}",
 		"{\"runtime\":\"native\",\"handler\":\"libx.so:h\"}",
+		"{\"runtime\":\"python3\",\"handler\":\"m.f\",\"network\":\"egress\"}",
 	};
 	for (size_t i = 0; i < ELEMENTSOF(jsons); i++) {
 		struct manifest m, m2, m3;
