@@ -124,6 +124,39 @@ class TestScaling(SporeTestCase):
                         running(s, "warm"))
 
 
+BURN = """
+import time
+def main(event, context):
+    t = time.process_time()
+    while time.process_time() - t < event["cpu"]:
+        pass
+    return {}
+"""
+
+
+class TestCpuScaleOut(SporeTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.spored = Spored.for_class(cls)
+
+    def test_cpu_bound_scales_out_before_the_queue_grows(self):
+        """One client at a time, so the queue never grows: an instance that burns its whole
+        CPU quota (128 MB: 7% of a core) makes the autoscaler start a second one."""
+        s = self.spored
+        s.deploy_ok("hot", py_package(BURN), memory_mb=128, timeout_ms=60000)
+        self.assertEqual(s.info("hot")["scaling"]["max_instances"], 10)
+        s.invoke_ok("hot", {"cpu": 0.001})
+        self.assertEqual(len(running(s, "hot")), 1)
+        t0 = time.monotonic()
+        s.invoke_ok("hot", {"cpu": 0.25}, timeout=60)  # ~3.5 s of wall time at 7%
+        took = time.monotonic() - t0
+        n = len(running(s, "hot"))
+        print("\nscaling: a CPU-bound call of %.1f s left %d instances (one client)" % (took, n))
+        self.assertGreaterEqual(n, 2, "no scale-out for a function at its CPU quota")
+        stats = s.api("GET", "/v1/functions/hot/stats").json()
+        self.assertEqual(stats["throttled"], 0)
+
+
 class TestCapacity(SporeTestCase):
     @classmethod
     def setUpClass(cls):
