@@ -44,6 +44,7 @@ struct http_reader {
 	struct buf field; /* header name being received */
 	struct buf value; /* header value being received */
 	bool in_value;    /* the last header callback was a value: a new field starts a new header */
+	size_t n_headers_over; /* complete headers past HTTP_MAX_HEADERS: a 431 at the head's end */
 	struct http_header *headers;
 	size_t n_headers;
 	size_t cap_headers;
@@ -180,6 +181,7 @@ static void reader_reset_message(struct http_reader *r)
 	headers_free(r->headers, r->n_headers);
 	r->headers = NULL;
 	r->n_headers = r->cap_headers = 0;
+	r->n_headers_over = 0;
 	r->req = http_request_free(r->req);
 	buf_done(&r->body);
 	r->body_limit = 0;
@@ -278,8 +280,19 @@ static int finish_header(struct http_reader *r)
 {
 	if (!r->in_value && r->field.len == 0)
 		return 0;
-	if (r->n_headers >= HTTP_MAX_HEADERS)
-		return reader_fail(r, 431, "too many header fields");
+	/* Our libhttp-parser build is not strict and lets a space into names ("Host : x"), which
+	 * RFC 9112 makes a 400. */
+	if (r->field.len == 0 || !is_token(r->field.data, r->field.len))
+		return reader_fail(r, 400, "invalid header field name");
+	if (r->n_headers >= HTTP_MAX_HEADERS) {
+		/* Counted, not kept: the 431 comes with the end of the head, so that a malformed
+		 * byte further on gets the same answer however the bytes were split. */
+		r->n_headers_over++;
+		buf_reset(&r->field);
+		buf_reset(&r->value);
+		r->in_value = false;
+		return 0;
+	}
 	if (r->n_headers == r->cap_headers) {
 		size_t cap = r->cap_headers ? r->cap_headers * 2 : 16;
 		struct http_header *h = reallocarray(r->headers, cap, sizeof(*h));
@@ -288,10 +301,6 @@ static int finish_header(struct http_reader *r)
 		r->headers = h;
 		r->cap_headers = cap;
 	}
-	/* Our libhttp-parser build is not strict and lets a space into names ("Host : x"), which
-	 * RFC 9112 makes a 400. */
-	if (r->field.len == 0 || !is_token(r->field.data, r->field.len))
-		return reader_fail(r, 400, "invalid header field name");
 	strip_trailing_ws(&r->value);
 	char *name = buf_steal(&r->field, NULL);
 	char *value = name ? buf_steal(&r->value, NULL) : NULL;
@@ -403,6 +412,8 @@ static int on_headers_complete(http_parser *p)
 	/* Only 0 (go on), 1 and 2 (skip body) are not errors: fail with -1. */
 	if (finish_header(r) < 0)
 		return -1;
+	if (r->n_headers_over > 0)
+		return reader_fail(r, 431, "too many header fields");
 	if (p->http_major != 1)
 		return reader_fail(r, 505, "HTTP version not supported (only HTTP/1.x)");
 	if (p->method == HTTP_CONNECT)
