@@ -7,6 +7,8 @@
 #include "sandbox-internal.h"
 #include "util/cleanup.h"
 
+#define UNKNOWN_RUNTIME "unknown runtime: not python3, native, nodejs, exec or provided"
+
 struct step {
 	const char *name;
 	sandbox_step_fn fn;
@@ -17,6 +19,9 @@ void (*sandbox_step_hook)(const char *step, uint64_t nsec) = NULL;
 static const char *const runtime_names[_SANDBOX_RUNTIME_MAX] = {
 	[SANDBOX_RUNTIME_PYTHON3] = "python3",
 	[SANDBOX_RUNTIME_NATIVE] = "native",
+	[SANDBOX_RUNTIME_NODEJS] = "nodejs",
+	[SANDBOX_RUNTIME_EXEC] = "exec",
+	[SANDBOX_RUNTIME_PROVIDED] = "provided",
 };
 
 enum sandbox_runtime sandbox_runtime_from_string(const char *s)
@@ -69,7 +74,7 @@ int sandbox_init(const char *runtime, struct sandbox_error *ret_err)
 	int r;
 
 	if (rt < 0)
-		return fail(ret_err, "runtime", "unknown runtime: not python3 or native", -EINVAL);
+		return fail(ret_err, "runtime", UNKNOWN_RUNTIME, -EINVAL);
 	r = sandbox_seccomp_compile(rt);
 	if (r < 0)
 		return fail(ret_err, "seccomp-compile", NULL, r);
@@ -124,7 +129,7 @@ int sandbox_prepare(const struct sandbox_prepare_opts *opts, struct sandbox_erro
 	ctx.root = opts->root_dir;
 	ctx.runtime = sandbox_runtime_from_string(opts->runtime);
 	if (ctx.runtime < 0)
-		return fail(ret_err, "runtime", "unknown runtime: not python3 or native", -EINVAL);
+		return fail(ret_err, "runtime", UNKNOWN_RUNTIME, -EINVAL);
 	r = run_steps(prepare_steps, ELEMENTSOF(prepare_steps), &ctx, ret_err);
 	if (r < 0)
 		return r;
@@ -166,7 +171,7 @@ static int check_config(const struct sandbox_config *c, struct sandbox_ctx *ctx,
 			    -EINVAL);
 	ctx->runtime = c->runtime ? sandbox_runtime_from_string(c->runtime) : prepared_runtime;
 	if (ctx->runtime < 0)
-		return fail(ret_err, "runtime", "unknown runtime: not python3 or native", -EINVAL);
+		return fail(ret_err, "runtime", UNKNOWN_RUNTIME, -EINVAL);
 	if (ctx->runtime != prepared_runtime)
 		return fail(ret_err, "runtime",
 			    "runtime differs from the one the spare was prepared for", -EINVAL);

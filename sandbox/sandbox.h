@@ -40,8 +40,8 @@ struct sandbox_error {
 
 /* Phase 1. root_dir: an existing, empty directory on the host (e.g. /run/spore/sandbox-root,
  * created by the caller, shared by every spare of every zygote): the new root is a tmpfs mounted
- * on it inside the spare's own mount namespace, so the host never sees it. runtime: "python3"
- * or "native", the zygote's: picks the seccomp policy. */
+ * on it inside the spare's own mount namespace, so the host never sees it. runtime: "python3",
+ * "native", "nodejs", "exec" or "provided", the zygote's: picks the seccomp policy. */
 struct sandbox_prepare_opts {
 	const char *root_dir;
 	const char *runtime;
@@ -61,7 +61,8 @@ struct sandbox_config {
 	const char *network;  /* NULL or "none": loopback only; "egress": -EOPNOTSUPP for now */
 };
 
-/* Zygote, once, optional: compiles the seccomp filters of runtime ("python3", "native") and
+/* Zygote, once, optional: compiles the seccomp filters of runtime ("python3", "native",
+ * "nodejs", "exec", "provided") and
  * opens the zygote's pid namespace, so no spare pays for either (compiling costs ~1 ms). Returns
  * 0 or -errno (-EINVAL: unknown runtime), ret_err filled on failure. Not thread-safe. */
 int sandbox_init(const char *runtime, struct sandbox_error *ret_err);

@@ -54,7 +54,16 @@ const bool sandbox_seccomp_sanitizer = SANITIZER_BUILD;
 
 #define PY (1u << SANDBOX_RUNTIME_PYTHON3)
 #define NAT (1u << SANDBOX_RUNTIME_NATIVE)
-#define ALL (PY | NAT)
+#define NODE (1u << SANDBOX_RUNTIME_NODEJS)
+#define EXEC (1u << SANDBOX_RUNTIME_EXEC)
+#define PROV (1u << SANDBOX_RUNTIME_PROVIDED)
+/* nodejs: node itself (V8, libuv, OpenSSL) and what a function's JavaScript can reach; exec: any
+ * program, forked and exec'ed by the instance. Both are the same C library underneath, so they
+ * start from the same list as the other two (strace -f of node running fs, net, http, crypto,
+ * child_process, worker_threads, zlib, dns, inotify found nothing else but pkey_alloc). */
+/* provided: Lambda's custom runtimes, whose bootstrap is any program (node among them): exec's
+ * list, and the memory protection keys. */
+#define ALL (PY | NAT | NODE | EXEC | PROV)
 
 /* Every CLONE_NEW* flag clone() accepts (CLONE_NEWTIME is clone3/unshare only). */
 #define CLONE_NS_FLAGS                                                                             \
@@ -137,6 +146,11 @@ const struct sandbox_seccomp_rule sandbox_seccomp_allow[] = {
 	{ "recvfrom", ALL }, { "sendmsg", ALL }, { "recvmsg", ALL }, { "sendmmsg", ALL },
 	{ "recvmmsg", ALL }, { "shutdown", ALL }, { "setsockopt", ALL }, { "getsockopt", ALL },
 	{ "getrandom", ALL },
+	/* memory protection keys: V8 keeps its JIT code write-protected with them where the CPU
+	 * has them (it falls back to mprotect() without); they only restrict the caller's own
+	 * access to its own memory */
+	{ "pkey_alloc", NODE | PROV }, { "pkey_free", NODE | PROV },
+	{ "pkey_mprotect", NODE | PROV },
 };
 const size_t sandbox_seccomp_n_allow = ELEMENTSOF(sandbox_seccomp_allow);
 

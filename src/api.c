@@ -12,6 +12,8 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "deps.h"
+#include "lambda.h"
 #include "logs.h"
 #include "loop.h"
 #include "apigw.h"
@@ -34,9 +36,13 @@
 #define TAIL_DEFAULT 100
 #define TAIL_MAX 10000
 
+struct pending_deploy;
+
 struct api {
 	struct api_deps d;
 	struct package_limits package_limits;
+	struct pending_deploy *deploys; /* waiting for their dependencies */
+	struct lambda *lambda;          /* the Lambda REST API (src/lambda.c) */
 };
 
 int api_new(const struct api_deps *deps, struct api **ret)
@@ -47,12 +53,29 @@ int api_new(const struct api_deps *deps, struct api **ret)
 	a->d = *deps;
 	a->package_limits.max_entries = deps->config->package_max_entries;
 	a->package_limits.max_bytes = deps->config->package_max_bytes;
+	char *warning = NULL;
+	int r = lambda_new(&a->d, &a->lambda, &warning);
+	if (r < 0) {
+		free(a);
+		return r;
+	}
+	if (warning) {
+		log_error("%s", warning);
+		free(warning);
+	}
 	*ret = a;
 	return 0;
 }
 
+static void pending_deploy_free(struct api *a, struct pending_deploy *p);
+
 struct api *api_free(struct api *a)
 {
+	if (!a)
+		return NULL;
+	while (a->deploys)
+		pending_deploy_free(a, a->deploys);
+	a->lambda = lambda_free(a->lambda);
 	free(a);
 	return NULL;
 }
@@ -61,6 +84,8 @@ size_t api_body_limit(const char *method, const char *path, void *userdata)
 {
 	struct api *a = userdata;
 	struct route_match m;
+	if (lambda_path(path))
+		return lambda_body_limit(a->lambda, method, path);
 	if (route_match(method, path, &m) < 0)
 		return SMALL_BODY_MAX;
 	switch (m.id) {
@@ -373,6 +398,225 @@ static void route_get(struct api *a, struct conn *c, const struct route_match *m
 	respond_json(c, 200, o, NULL);
 }
 
+/* The answer to a failed deploy, by cause (registry_stage() / registry_deploy_stage()). */
+static void respond_deploy_error(struct conn *c, const char *name, int r, const char *derr)
+{
+	switch (r) {
+	case -EINVAL:
+		if (derr && (startswith(derr, "dependencies:") || startswith(derr, "package.json:")))
+			respond_error(c, 422, "dependencies", "%s", derr);
+		else
+			respond_error(c, 400, "bad_request", "code: %s", derr ?: "invalid archive");
+		break;
+	case -ETIMEDOUT:
+		respond_error(c, 422, "dependencies", "%s", derr ?: "dependencies: timed out");
+		break;
+	case -EBUSY:
+		respond_error(c, 409, "conflict",
+			      "function '%s' is broken on disk (unreadable function.json); "
+			      "fix or remove it first",
+			      name);
+		break;
+	case -ENOSPC:
+	case -EDQUOT:
+		respond_error(c, 507, "insufficient_storage",
+			      "no space left in the state directory for '%s'", name);
+		break;
+	case -EMFILE:
+	case -ENFILE:
+	case -ENOMEM:
+		/* spored's own resources: the deploy may work in a moment. */
+		log_warning_errno(r, "api: deploy of '%s' failed: %m", name);
+		respond_error(c, 503, "unavailable",
+			      "deploy of '%s' failed for want of resources (%s); try again", name,
+			      strerror(-r));
+		break;
+	default:
+		log_error_errno(r, "api: deploy of '%s' failed: %m", name);
+		respond_error(c, 500, "internal", "deploy of '%s' failed: %s%s%s", name,
+			      strerror(-r), derr ? ": " : "", derr ?: "");
+	}
+}
+
+/* What a deploy needs once its code is staged. */
+struct deploy_req {
+	const char *name;
+	const struct fn_scaling *sc; /* NULL: the function's settings are kept */
+	cJSON *sec;                  /* secrets to store, or NULL */
+	size_t bytes;                /* the archive's size, for the log */
+	uint64_t t0;
+};
+
+/* Commits a staged deploy and answers (c may be NULL: the client went away meanwhile). */
+static void deploy_commit(struct api *a, struct conn *c, const struct deploy_req *dr,
+			  const struct manifest *man, struct registry_stage *st)
+{
+	uint32_t version = 0;
+	_cleanup_free_ char *derr = NULL;
+	int r = registry_deploy_stage(a->d.registry, dr->name, man, dr->sc, st, &version, &derr);
+	if (r < 0) {
+		if (c)
+			respond_deploy_error(c, dr->name, r, derr);
+		else
+			log_warning_errno(r, "api: deploy of '%s' failed: %m", dr->name);
+		return;
+	}
+	const struct fn_record *f = registry_find(a->d.registry, dr->name);
+	const struct fn_version *v = f ? fn_record_version(f, version) : NULL;
+	log_info("api: deployed '%s' version %u (%zu bytes, %.1f ms)", dr->name, version, dr->bytes,
+		 (double)(now_us() - dr->t0) / 1000.0);
+	if (dr->sec) {
+		_cleanup_free_ char *serr = NULL;
+		r = secrets_update(a->d.secrets, dr->name, dr->sec, &serr);
+		if (r < 0) {
+			log_error_errno(r, "api: secrets of '%s' not stored: %m", dr->name);
+			sched_function_changed(a->d.sched, dr->name);
+			if (c)
+				respond_error(c, r == -ENOSPC || r == -EDQUOT ? 507 : 500,
+					      r == -ENOSPC || r == -EDQUOT ? "insufficient_storage"
+									   : "internal",
+					      "version %u of '%s' is deployed, but its secrets could "
+					      "not be stored (%s); send them again with PATCH",
+					      version, dr->name, serr ?: strerror(-r));
+			return;
+		}
+	}
+	sched_function_changed(a->d.sched, dr->name);
+	if (!c)
+		return;
+	cJSON *o = cJSON_CreateObject();
+	if (o) {
+		cJSON_AddStringToObject(o, "name", dr->name);
+		cJSON_AddNumberToObject(o, "version", version);
+		cJSON_AddStringToObject(o, "sha256", v ? v->sha256 : "");
+		add_route_token(a, f, o);
+	}
+	respond_json(c, 201, o, NULL);
+}
+
+/* A deploy waiting for npm. It goes on if the client hangs up (the deploy still lands). */
+struct pending_deploy {
+	struct pending_deploy *next;
+	struct api *a;
+	struct conn *conn;
+	struct deps_job *job;
+	char name[256];
+	struct fn_scaling sc;
+	bool scaled;
+	cJSON *sec;
+	struct manifest man;
+	struct registry_stage st;
+	size_t bytes;
+	uint64_t t0;
+};
+
+static void pending_deploy_free(struct api *a, struct pending_deploy *p)
+{
+	for (struct pending_deploy **it = &a->deploys; *it; it = &(*it)->next)
+		if (*it == p) {
+			*it = p->next;
+			break;
+		}
+	if (p->job)
+		deps_cancel(a->d.deps, p->job);
+	if (p->conn) {
+		conn_set_abort(p->conn, NULL, NULL);
+		conn_unref(p->conn);
+	}
+	registry_stage_discard(a->d.registry, &p->st);
+	manifest_done(&p->man);
+	cJSON_Delete(p->sec);
+	free(p);
+}
+
+void api_drain(struct api *a)
+{
+	if (!a)
+		return;
+	/* A deploy waiting for npm could wait for minutes: it is answered now, and not made. */
+	while (a->deploys) {
+		struct pending_deploy *p = a->deploys;
+		if (p->conn)
+			respond_error(p->conn, 503, "unavailable",
+				      "spored is shutting down: the deploy of '%s' was not made "
+				      "(its dependencies were still being installed); deploy again",
+				      p->name);
+		log_notice("api: shutting down: the deploy of '%s' was not made", p->name);
+		pending_deploy_free(a, p);
+	}
+}
+
+static void deploy_abort(void *ud)
+{
+	struct pending_deploy *p = ud;
+	log_info("api: the client of the deploy of '%s' went away; the deploy goes on", p->name);
+	conn_unref(p->conn);
+	p->conn = NULL;
+}
+
+static void deploy_deps_done(void *ud, int r, const char *message)
+{
+	struct pending_deploy *p = ud;
+	struct api *a = p->a;
+	p->job = NULL;
+	if (r < 0) {
+		log_warning("api: deploy of '%s' failed: %s", p->name, message ?: strerror(-r));
+		if (p->conn)
+			respond_deploy_error(p->conn, p->name, r == -ETIMEDOUT ? r : -EINVAL,
+					     message);
+	} else {
+		struct deploy_req dr = {
+			.name = p->name,
+			.sc = p->scaled ? &p->sc : NULL,
+			.sec = p->sec,
+			.bytes = p->bytes,
+			.t0 = p->t0,
+		};
+		if (p->conn)
+			conn_set_abort(p->conn, NULL, NULL);
+		deploy_commit(a, p->conn, &dr, &p->man, &p->st);
+	}
+	pending_deploy_free(a, p);
+}
+
+/* Starts installing the staged package's dependencies: 1 when they came from the cache (commit
+ * now), 0 when the deploy now waits for npm (man, st and dr->sec are taken), -errno. */
+static int deploy_with_deps(struct api *a, struct conn *c, const struct deploy_req *dr,
+			    struct manifest *man, struct registry_stage *st, char **ret_error)
+{
+	struct pending_deploy *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	if (dr->sec && !(p->sec = cJSON_Duplicate(dr->sec, true))) {
+		free(p);
+		return -ENOMEM;
+	}
+	int r = deps_install(a->d.deps, st->code_fd, deploy_deps_done, p, &p->job, ret_error);
+	if (r != 0) {
+		cJSON_Delete(p->sec);
+		free(p);
+		return r;
+	}
+	p->a = a;
+	snprintf(p->name, sizeof(p->name), "%s", dr->name);
+	if (dr->sc) {
+		p->sc = *dr->sc;
+		p->scaled = true;
+	}
+	p->man = *man;
+	*man = (struct manifest){ 0 };
+	p->st = *st;
+	*st = (struct registry_stage){ .code_fd = -EBADF };
+	p->bytes = dr->bytes;
+	p->t0 = dr->t0;
+	p->conn = conn_ref(c);
+	conn_set_abort(c, deploy_abort, p);
+	p->next = a->deploys;
+	a->deploys = p;
+	log_info("api: deploy of '%s' waits for its dependencies", p->name);
+	return 0;
+}
+
 static void route_put(struct api *a, struct conn *c, const struct route_match *m,
 		      const struct http_request *req)
 {
@@ -447,91 +691,76 @@ static void route_put(struct api *a, struct conn *c, const struct route_match *m
 		manifest_done(&man);
 		return;
 	}
-	uint32_t version = 0;
 	_cleanup_free_ char *derr = NULL;
-	uint64_t t0 = now_us();
-	r = registry_deploy_scaled(a->d.registry, m->name, &man, scaled ? &sc : NULL, bytes, n,
-				   &a->package_limits, &version, &derr);
-	manifest_done(&man);
+	struct deploy_req dr = {
+		.name = m->name,
+		.sc = scaled ? &sc : NULL,
+		.sec = sec,
+		.bytes = n,
+		.t0 = now_us(),
+	};
+	struct registry_stage st;
+	r = registry_stage(a->d.registry, bytes, n, &a->package_limits, &st, &derr);
 	if (r < 0) {
-		switch (r) {
-		case -EINVAL:
-			respond_error(c, 400, "bad_request", "code: %s", derr ?: "invalid archive");
-			break;
-		case -EBUSY:
-			respond_error(c, 409, "conflict",
-				      "function '%s' is broken on disk (unreadable function.json); "
-				      "fix or remove it first",
-				      m->name);
-			break;
-		case -ENOSPC:
-		case -EDQUOT:
-			respond_error(c, 507, "insufficient_storage",
-				      "no space left in the state directory for '%s'", m->name);
-			break;
-		case -EMFILE:
-		case -ENFILE:
-		case -ENOMEM:
-			/* spored's own resources: the deploy may work in a moment. */
-			log_warning_errno(r, "api: deploy of '%s' failed: %m", m->name);
-			respond_error(c, 503, "unavailable",
-				      "deploy of '%s' failed for want of resources (%s); try again",
-				      m->name, strerror(-r));
-			break;
-		default:
-			log_error_errno(r, "api: deploy of '%s' failed: %m", m->name);
-			respond_error(c, 500, "internal", "deploy of '%s' failed: %s", m->name,
-				      strerror(-r));
-		}
+		respond_deploy_error(c, m->name, r, derr);
+		manifest_done(&man);
 		return;
 	}
-	const struct fn_record *f = registry_find(a->d.registry, m->name);
-	const struct fn_version *v = f ? fn_record_version(f, version) : NULL;
-	log_info("api: deployed '%s' version %u (%zu bytes, %.1f ms)", m->name, version, n,
-		 (double)(now_us() - t0) / 1000.0);
-	if (sec) {
-		_cleanup_free_ char *serr = NULL;
-		r = secrets_update(a->d.secrets, m->name, sec, &serr);
-		if (r < 0) {
-			log_error_errno(r, "api: secrets of '%s' not stored: %m", m->name);
-			respond_error(c, r == -ENOSPC || r == -EDQUOT ? 507 : 500,
-				      r == -ENOSPC || r == -EDQUOT ? "insufficient_storage" : "internal",
-				      "version %u of '%s' is deployed, but its secrets could not be "
-				      "stored (%s); send them again with PATCH",
-				      version, m->name, serr ?: strerror(-r));
-			return;
-		}
+	/* A nodejs package declaring dependencies it does not ship gets them installed first;
+	 * the answer waits for npm (deploy_deps_done()), the previous version serving meanwhile. */
+	bool waiting = false;
+	r = a->d.deps ? deps_needed(st.code_fd, man.runtime, &derr) : 0;
+	if (r > 0) {
+		r = deploy_with_deps(a, c, &dr, &man, &st, &derr);
+		waiting = r == 0;
 	}
-	sched_function_changed(a->d.sched, m->name);
-	cJSON *o = cJSON_CreateObject();
-	if (o) {
-		cJSON_AddStringToObject(o, "name", m->name);
-		cJSON_AddNumberToObject(o, "version", version);
-		cJSON_AddStringToObject(o, "sha256", v ? v->sha256 : "");
-		add_route_token(a, f, o);
+	if (r < 0) {
+		registry_stage_discard(a->d.registry, &st);
+		if (r == -EBUSY) {
+			cJSON *jb = cJSON_CreateObject();
+			if (jb && (!cJSON_AddStringToObject(jb, "error", "unavailable") ||
+				   !cJSON_AddStringToObject(jb, "message", derr ?: "busy"))) {
+				cJSON_Delete(jb);
+				jb = NULL;
+			}
+			respond_json(c, 503, jb, "Retry-After: 5\r\n");
+		} else
+			respond_deploy_error(c, m->name, r, derr);
+		manifest_done(&man);
+		return;
 	}
-	respond_json(c, 201, o, NULL);
+	if (waiting) /* for npm: the manifest, stage and secrets are the deploy's now */
+		return;
+	deploy_commit(a, c, &dr, &man, &st);
+	manifest_done(&man);
 }
 
 static void route_delete(struct api *a, struct conn *c, const struct route_match *m)
 {
 	if (!find_function(a, c, m))
 		return;
-	int r = registry_delete(a->d.registry, m->name);
+	int r = api_function_delete(&a->d, m->name);
 	if (r < 0) {
-		log_error_errno(r, "api: delete of '%s' failed: %m", m->name);
 		respond_error(c, 500, "internal", "delete of '%s' failed: %s", m->name, strerror(-r));
 		return;
 	}
-	sched_function_deleted(a->d.sched, m->name);
-	if (a->d.async)
-		async_function_deleted(a->d.async, m->name);
-	metrics_codes_forget(a->d.codes, m->name);
-	if (a->d.secrets)
-		secrets_remove(a->d.secrets, m->name);
-	(void)log_store_remove(a->d.logs, m->name);
-	log_info("api: deleted '%s'", m->name);
 	(void)conn_respond(c, 204, NULL, NULL, 0, NULL);
+}
+
+int api_function_delete(const struct api_deps *d, const char *name)
+{
+	int r = registry_delete(d->registry, name);
+	if (r < 0)
+		return log_error_errno(r, "api: delete of '%s' failed: %m", name);
+	sched_function_deleted(d->sched, name);
+	if (d->async)
+		async_function_deleted(d->async, name);
+	metrics_codes_forget(d->codes, name);
+	if (d->secrets)
+		secrets_remove(d->secrets, name);
+	(void)log_store_remove(d->logs, name);
+	log_info("api: deleted '%s'", name);
+	return 0;
 }
 
 static void route_rollback(struct api *a, struct conn *c, const struct route_match *m,
@@ -1042,6 +1271,10 @@ void api_handle(struct conn *c, struct http_request *req, void *userdata)
 {
 	struct api *a = userdata;
 	struct route_match m;
+	if (lambda_path(req->path)) {
+		lambda_handle(a->lambda, c, req);
+		goto out;
+	}
 	int r = route_match(req->method, req->path, &m);
 	if (r == -EOPNOTSUPP) {
 		char allow[96];

@@ -32,6 +32,8 @@ enum key_kind {
 	KEY_U32,       /* integer into uint32_t */
 	KEY_U64,       /* integer into uint64_t */
 	KEY_BOOL,      /* yes|no|true|false|1|0 into bool */
+	KEY_ACCOUNT,   /* an AWS account id, 12 digits (char *) */
+	KEY_REGION,    /* an AWS region name, [a-z0-9-]{1,32} (char *) */
 };
 
 struct key_def {
@@ -73,6 +75,12 @@ static const struct key_def keys[] = {
 	{ "max_instances_total", KEY_U32, FIELD(max_instances_total), 1, 1000000, false },
 	{ "instance_memory_pct", KEY_U32, FIELD(instance_memory_pct), 1, 100, false },
 	{ "bpf_pin_dir", KEY_PATH, FIELD(bpf_pin_dir), 0, 0, false },
+	{ "shutdown_grace_s", KEY_U32, FIELD(shutdown_grace_s), 0, 3600, false },
+	{ "lambda_account_id", KEY_ACCOUNT, FIELD(lambda_account_id), 0, 0, false },
+	{ "lambda_region", KEY_REGION, FIELD(lambda_region), 0, 0, false },
+	{ "lambda_access_keys", KEY_PATH, FIELD(lambda_access_keys), 0, 0, false },
+	{ "lambda_allow_unsigned", KEY_BOOL, FIELD(lambda_allow_unsigned), 0, 0, false },
+	{ "deps_timeout_s", KEY_U32, FIELD(deps_timeout_s), 1, 86400, false },
 };
 
 static const struct key_def *key_find(const char *key)
@@ -101,6 +109,9 @@ void config_done(struct spore_config *c)
 	free(c->runtime_dir);
 	free(c->sandbox_dir);
 	free(c->bpf_pin_dir);
+	free(c->lambda_account_id);
+	free(c->lambda_region);
+	free(c->lambda_access_keys);
 	*c = (struct spore_config){};
 }
 
@@ -128,9 +139,13 @@ int config_init(struct spore_config *c)
 		.metering_bpf = true,
 		.max_instances_total = 2000,
 		.instance_memory_pct = 80,
+		.shutdown_grace_s = 30,
+		.deps_timeout_s = 300,
 	};
 	c->sandbox_dir = strdup(SPORE_DEFAULT_SANDBOX_DIR);
 	c->bpf_pin_dir = strdup("/sys/fs/bpf/spore");
+	c->lambda_account_id = strdup("000000000000");
+	c->lambda_region = strdup("us-east-1");
 	c->state_dir = strdup(SPORE_DEFAULT_STATE_DIR);
 	c->api_socket = strdup(SPORE_DEFAULT_API_SOCKET);
 	c->runtime_dir = strdup(SPORE_RUNTIME_DIR);
@@ -140,7 +155,7 @@ int config_init(struct spore_config *c)
 		c->n_listen = c->listen[0] ? 1 : 0;
 	}
 	if (!c->state_dir || !c->api_socket || !c->runtime_dir || !c->sandbox_dir ||
-	    !c->bpf_pin_dir || c->n_listen != 1) {
+	    !c->bpf_pin_dir || !c->lambda_account_id || !c->lambda_region || c->n_listen != 1) {
 		config_done(c);
 		return -ENOMEM;
 	}
@@ -363,6 +378,16 @@ static int set_key(struct spore_config *c, const struct key_def *k, const char *
 			return reason(ret_reason, -EINVAL, "must be yes or no, got '%s'", value);
 		return 0;
 	}
+	case KEY_ACCOUNT:
+		if (strlen(value) != 12 || strspn(value, "0123456789") != 12)
+			return reason(ret_reason, -EINVAL, "must be 12 digits, got '%s'", value);
+		return set_string((char **)((char *)c + k->offset), value);
+	case KEY_REGION:
+		if (!*value || strlen(value) > 32 ||
+		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(value))
+			return reason(ret_reason, -EINVAL,
+				      "must be a region name such as us-east-1, got '%s'", value);
+		return set_string((char **)((char *)c + k->offset), value);
 	case KEY_U32:
 	case KEY_U64: {
 		uint64_t v;
@@ -412,6 +437,102 @@ static int set_labelled(struct spore_config *c, const char *label, const char *k
 int config_set(struct spore_config *c, const char *key, const char *value, char **ret_error)
 {
 	return set_labelled(c, NULL, key, value, false, ret_error);
+}
+
+/* The keys config_apply_live() changes in a running spored (see config.h). */
+static const char *const live_keys[] = {
+	"log_level",	    "api_token",	 "invoke_body_max_bytes", "deploy_body_max_bytes",
+	"header_max_bytes", "header_timeout_ms", "keepalive_timeout_ms",  "max_connections",
+	"shutdown_grace_s",
+};
+
+static bool str_eq_null(const char *a, const char *b)
+{
+	return a == b || (a && b && streq(a, b));
+}
+
+static bool key_equal(const struct key_def *k, const struct spore_config *a,
+		      const struct spore_config *b)
+{
+	switch (k->kind) {
+	case KEY_PATH:
+	case KEY_SOCKET:
+	case KEY_ACCOUNT:
+	case KEY_REGION:
+		return str_eq_null(*(char *const *)((const char *)a + k->offset),
+				   *(char *const *)((const char *)b + k->offset));
+	case KEY_LISTEN:
+		if (a->n_listen != b->n_listen)
+			return false;
+		for (size_t i = 0; i < a->n_listen; i++)
+			if (!streq(a->listen[i], b->listen[i]))
+				return false;
+		return true;
+	case KEY_TOKEN:
+		return str_eq_null(a->api_token, b->api_token);
+	case KEY_LOG_LEVEL:
+		return a->log_level == b->log_level;
+	case KEY_U32:
+		return *(const uint32_t *)((const char *)a + k->offset) ==
+		       *(const uint32_t *)((const char *)b + k->offset);
+	case KEY_U64:
+		return *(const uint64_t *)((const char *)a + k->offset) ==
+		       *(const uint64_t *)((const char *)b + k->offset);
+	case KEY_BOOL:
+		return *(const bool *)((const char *)a + k->offset) ==
+		       *(const bool *)((const char *)b + k->offset);
+	default:
+		return true;
+	}
+}
+
+/* Copies one live key's value (the kinds live_keys holds). */
+static int key_copy(const struct key_def *k, struct spore_config *c, const struct spore_config *n)
+{
+	switch (k->kind) {
+	case KEY_TOKEN:
+		if (!n->api_token) {
+			free(c->api_token);
+			c->api_token = NULL;
+			return 0;
+		}
+		return set_string(&c->api_token, n->api_token);
+	case KEY_LOG_LEVEL:
+		c->log_level = n->log_level;
+		return 0;
+	case KEY_U32:
+		*(uint32_t *)((char *)c + k->offset) = *(const uint32_t *)((const char *)n + k->offset);
+		return 0;
+	case KEY_U64:
+		*(uint64_t *)((char *)c + k->offset) = *(const uint64_t *)((const char *)n + k->offset);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+int config_apply_live(struct spore_config *c, const struct spore_config *n,
+		      void (*changed)(const char *key, bool live, void *userdata), void *userdata)
+{
+	int count = 0;
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+		const struct key_def *k = &keys[i];
+		if (key_equal(k, c, n))
+			continue;
+		bool live = false;
+		for (size_t j = 0; j < ELEMENTSOF(live_keys); j++)
+			if (streq(live_keys[j], k->key))
+				live = true;
+		if (live) {
+			int r = key_copy(k, c, n);
+			if (r < 0)
+				return r;
+			count++;
+		}
+		if (changed)
+			changed(k->key, live, userdata);
+	}
+	return count;
 }
 
 /* Splits one config line. Returns 0 with *ret_key NULL for blank and comment lines. */

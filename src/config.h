@@ -41,6 +41,19 @@ struct spore_config {
 	bool metering_bpf;           /* metering_bpf: CPU time by eBPF where it loads, default yes */
 	char *bpf_pin_dir;           /* bpf_pin_dir: where the meter's maps are pinned, default
 					/sys/fs/bpf/spore */
+	uint32_t shutdown_grace_s;   /* shutdown_grace_s: how long a SIGTERM waits for requests
+					being answered, default 30 */
+	char *lambda_account_id;     /* lambda_account_id: 12 digits in Lambda ARNs, default
+					000000000000 */
+	char *lambda_region;         /* lambda_region: the region in ARNs and in the SigV4 scope,
+					default us-east-1 */
+	char *lambda_access_keys;    /* lambda_access_keys: file of KEY_ID:SECRET lines (mode 0600,
+					owned by spored's user) for SigV4; NULL: none, signed
+					requests refused */
+	bool lambda_allow_unsigned;  /* lambda_allow_unsigned: Lambda API over TCP without a
+					signature (local development only), default no */
+	uint32_t deps_timeout_s;     /* deps_timeout_s: how long a deploy's npm install may run,
+					default 300 */
 };
 
 /* Fills c with the defaults. */
@@ -59,6 +72,16 @@ int config_load_file(struct spore_config *c, const char *path, char **ret_error)
  * *ret_error says "KEY: ..." (the value quoted, except api_token's). listen takes a comma separated
  * list that replaces the current one. An empty api_token unsets it. */
 int config_set(struct spore_config *c, const char *key, const char *value, char **ret_error);
+
+/* SIGHUP: c is the running configuration, n a freshly loaded one (config_from_args() with the
+ * same arguments). The keys that can change while spored runs (log_level, api_token,
+ * invoke_body_max_bytes, deploy_body_max_bytes, header_max_bytes, header_timeout_ms,
+ * keepalive_timeout_ms, max_connections, shutdown_grace_s) are copied from n into c; every key
+ * whose value differs is reported to changed(key, live, userdata), live false for those c keeps
+ * until a restart. Returns the number of live keys changed, or -ENOMEM (c is then unchanged for
+ * the key that failed). */
+int config_apply_live(struct spore_config *c, const struct spore_config *n,
+		      void (*changed)(const char *key, bool live, void *userdata), void *userdata);
 
 /* The whole start-up sequence: defaults, then --config FILE if given (else SPORE_DEFAULT_CONFIG if
  * it exists), then the flags on top, whatever their order on the command line. The first --listen

@@ -44,7 +44,8 @@ bool function_name_valid(const char *name)
 
 bool manifest_runtime_known(const char *runtime)
 {
-	return streq(runtime, "python3") || streq(runtime, "native");
+	return streq(runtime, "python3") || streq(runtime, "native") || streq(runtime, "nodejs") ||
+	       streq(runtime, "exec") || streq(runtime, "provided");
 }
 
 /* [A-Za-z_][A-Za-z0-9_]* over s[0..n). */
@@ -97,6 +98,80 @@ static bool native_handler_valid(const char *h)
 		return identifier_valid(h, strlen(h));
 	return so_file_valid(h, (size_t)(colon - h)) &&
 	       identifier_valid(colon + 1, strlen(colon + 1));
+}
+
+/* One component of a path in the package: [A-Za-z0-9_.@+-]+, not "." or "..". */
+static bool path_component_valid(const char *s, size_t n, bool allow_dot)
+{
+	if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!is_alpha_(c) && !is_digit(c) && c != '-' && c != '@' && c != '+' &&
+		    !(allow_dot && c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* A relative path inside the package: components separated by single slashes. */
+static bool package_path_valid(const char *s, size_t n)
+{
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++)
+		if (i == n || s[i] == '/') {
+			if (!path_component_valid(s + start, i - start, true))
+				return false;
+			start = i + 1;
+		}
+	return true;
+}
+
+/* [A-Za-z_$][A-Za-z0-9_$]*: a JavaScript identifier (ASCII). */
+static bool js_identifier_valid(const char *s, size_t n)
+{
+	if (n == 0 || (!is_alpha_(s[0]) && s[0] != '$'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!is_alpha_(s[i]) && !is_digit(s[i]) && s[i] != '$')
+			return false;
+	return true;
+}
+
+/* As Lambda's Node.js runtime splits it: "dir/file.export", the module "dir/file" (its file
+ * name without extension, so without a dot) and the export, dotted for a nested one. */
+static bool nodejs_handler_valid(const char *h)
+{
+	const char *slash = strrchr(h, '/');
+	const char *name = slash ? slash + 1 : h;
+	const char *dot = strchr(name, '.');
+	if (!dot || (slash && !package_path_valid(h, (size_t)(slash - h))) ||
+	    !path_component_valid(name, (size_t)(dot - name), false))
+		return false;
+	for (const char *p = dot + 1;;) {
+		const char *d = strchr(p, '.');
+		size_t n = d ? (size_t)(d - p) : strlen(p);
+		if (!js_identifier_valid(p, n))
+			return false;
+		if (!d)
+			return true;
+		p = d + 1;
+	}
+}
+
+/* exec: the executable's path in the package, "bin/fn" or "handler.sh". */
+static bool exec_handler_valid(const char *h)
+{
+	return package_path_valid(h, strlen(h));
+}
+
+/* provided: Lambda's pattern [^\s]+ (empty: no handler): no white space or control bytes. */
+static bool provided_handler_valid(const char *h)
+{
+	for (; *h; h++)
+		if ((unsigned char)*h <= ' ' || *h == 0x7f)
+			return false;
+	return true;
 }
 
 /* Copies a user-supplied string for an error message: at most 64 bytes, non-printable bytes
@@ -233,7 +308,9 @@ int manifest_from_json(const cJSON *j, struct manifest *ret, char **ret_error)
 		return fail(ret_error, "runtime: must be a string");
 	if (!manifest_runtime_known(v->valuestring)) {
 		user_str(v->valuestring, val);
-		return fail(ret_error, "runtime: unknown runtime '%s' (known: python3, native)",
+		return fail(ret_error,
+			    "runtime: unknown runtime '%s' (known: python3, native, nodejs, exec, "
+			    "provided)",
 			    val);
 	}
 	m.runtime = strdup(v->valuestring);
@@ -241,23 +318,34 @@ int manifest_from_json(const cJSON *j, struct manifest *ret, char **ret_error)
 		return -ENOMEM;
 
 	v = cJSON_GetObjectItemCaseSensitive(j, "handler");
-	if (!v)
+	/* provided: optional, as on Lambda (it is only bootstrap's _HANDLER); absent is "". */
+	const char *h = !v && streq(m.runtime, "provided") ? "" : cJSON_GetStringValue(v);
+	if (!v && !h)
 		return fail(ret_error, "handler: is required");
-	if (!cJSON_IsString(v) || !v->valuestring)
+	if (!h)
 		return fail(ret_error, "handler: must be a string");
-	if (strlen(v->valuestring) > HANDLER_MAX_LEN)
+	if (strlen(h) > HANDLER_MAX_LEN)
 		return fail(ret_error, "handler: longer than %d characters", HANDLER_MAX_LEN);
-	if (streq(m.runtime, "python3") ? !python_handler_valid(v->valuestring)
-					: !native_handler_valid(v->valuestring)) {
-		if (streq(m.runtime, "python3"))
-			return fail(ret_error,
-				    "handler: python3 handlers are 'module.function' (dotted "
-				    "Python identifiers)");
+	if (streq(m.runtime, "python3") && !python_handler_valid(h))
+		return fail(ret_error, "handler: python3 handlers are 'module.function' (dotted "
+				       "Python identifiers)");
+	if (streq(m.runtime, "native") && !native_handler_valid(h))
 		return fail(ret_error,
 			    "handler: native handlers are 'symbol' or 'file.so:symbol' (a C "
 			    "identifier; file.so a plain file name in the package)");
-	}
-	m.handler = strdup(v->valuestring);
+	if (streq(m.runtime, "nodejs") && !nodejs_handler_valid(h))
+		return fail(ret_error,
+			    "handler: nodejs handlers are 'file.export' (file: its path in the "
+			    "package without the extension; export: a JavaScript identifier, "
+			    "dotted for a nested one)");
+	if (streq(m.runtime, "exec") && !exec_handler_valid(h))
+		return fail(ret_error,
+			    "handler: exec handlers are the path of an executable in the package "
+			    "('bin/fn', 'handler.sh'), relative, without '.' or '..' components");
+	if (streq(m.runtime, "provided") && !provided_handler_valid(h))
+		return fail(ret_error, "handler: provided handlers are any text without white space or "
+				       "control characters (bootstrap's _HANDLER), or none");
+	m.handler = strdup(h);
 	if (!m.handler)
 		return -ENOMEM;
 

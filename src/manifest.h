@@ -41,7 +41,7 @@ struct manifest {
 
 /* [a-z0-9][a-z0-9_-]{0,63} */
 bool function_name_valid(const char *name);
-/* Known runtime names: "python3", "native". */
+/* Known runtime names: "python3", "native", "nodejs", "exec", "provided". */
 bool manifest_runtime_known(const char *runtime);
 
 /* Validates j (an object) and fills *ret. Allowed keys: runtime (required), handler (required),

@@ -391,7 +391,8 @@ static int clean_function_dir(int fn_fd, const struct fn_record *f)
 	if (r < 0)
 		return r;
 	for (char **n = names; *n; n++)
-		if (!streq(*n, FUNCTION_JSON) && !streq(*n, "versions")) {
+		if (!streq(*n, FUNCTION_JSON) && !streq(*n, "versions") &&
+		    !streq(*n, REGISTRY_LAMBDA_JSON)) {
 			log_debug("registry: removing stray '%s' of function '%s'", *n, f->name);
 			r = rm_rf_at(fn_fd, *n);
 			if (r < 0)
@@ -665,13 +666,152 @@ int registry_set_scaling(struct registry *r, const char *name, const struct fn_s
 	return k;
 }
 
+int registry_stage(struct registry *r, const void *code, size_t code_len,
+		   const struct package_limits *lim, struct registry_stage *ret, char **ret_error)
+{
+	*ret = (struct registry_stage){ .code_fd = -EBADF };
+	unique_name(r, "deploy", ret->name);
+	sha256_hex(code, code_len, ret->sha256);
+	int k = stage_code(r, ret->name, code, code_len, lim, ret_error);
+	if (k >= 0)
+		k = ret->code_fd = open_dir_at(r->tmp_fd, ret->name);
+	if (k >= 0) {
+		int cfd = openat(ret->code_fd, "code", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		k = cfd < 0 ? -errno : 0;
+		safe_close(ret->code_fd);
+		ret->code_fd = cfd;
+	}
+	if (k < 0) {
+		registry_stage_discard(r, ret);
+		return k;
+	}
+	crash_point("deploy-staged");
+	return 0;
+}
+
+void registry_stage_discard(struct registry *r, struct registry_stage *s)
+{
+	if (!s || !s->name[0])
+		return;
+	s->code_fd = safe_close(s->code_fd);
+	(void)rm_rf_at(r->tmp_fd, s->name);
+	s->name[0] = '\0';
+}
+
+static int copy_file(int src_fd, int dst_fd, const char *name, mode_t mode)
+{
+	_cleanup_close_ int in = -EBADF, out = -EBADF;
+	int k = in = RET_NERRNO(openat(src_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+	if (k >= 0)
+		k = out = RET_NERRNO(openat(dst_fd, name,
+					    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					    mode & 0755));
+	char buf[65536];
+	while (k >= 0) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			k = n < 0 ? -errno : 0;
+			break;
+		}
+		k = write_all(out, buf, (size_t)n);
+	}
+	if (k >= 0)
+		k = fsync_fd(out);
+	return k;
+}
+
+/* Copies the tree below src_fd into the empty directory dst_fd: directories made, regular files
+ * hard-linked (a version's files are never written again; copied where a link is refused),
+ * symlinks made again. What is made is fsynced. */
+static int copy_tree(int src_fd, int dst_fd, unsigned depth)
+{
+	if (depth > 128)
+		return -ELOOP;
+	_cleanup_strv_free_ char **names = NULL;
+	int k = list_dir(src_fd, &names);
+	for (char **n = names; k >= 0 && *n; n++) {
+		struct stat st;
+		if (fstatat(src_fd, *n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		if (S_ISDIR(st.st_mode)) {
+			_cleanup_close_ int s = -EBADF, d = -EBADF;
+			k = RET_NERRNO(mkdirat(dst_fd, *n, 0755));
+			if (k >= 0)
+				k = s = open_dir_at(src_fd, *n);
+			if (k >= 0)
+				k = d = open_dir_at(dst_fd, *n);
+			if (k >= 0)
+				k = copy_tree(s, d, depth + 1);
+			if (k >= 0)
+				k = fsync_fd(d);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t l = readlinkat(src_fd, *n, target, sizeof(target) - 1);
+			if (l < 0)
+				return -errno;
+			target[l] = 0;
+			k = RET_NERRNO(symlinkat(target, dst_fd, *n));
+		} else if (S_ISREG(st.st_mode)) {
+			k = RET_NERRNO(linkat(src_fd, *n, dst_fd, *n, 0));
+			if (k == -EPERM || k == -EXDEV || k == -EMLINK)
+				k = copy_file(src_fd, dst_fd, *n, st.st_mode);
+		} else
+			k = -EINVAL; /* package_extract() makes nothing else */
+	}
+	return k;
+}
+
+int registry_stage_copy(struct registry *r, const char *name, uint32_t version,
+			struct registry_stage *ret)
+{
+	*ret = (struct registry_stage){ .code_fd = -EBADF };
+	const struct fn_record *f = registry_find(r, name);
+	const struct fn_version *v = f ? fn_record_version(f, version) : NULL;
+	if (!v)
+		return -ENOENT;
+	char src[128];
+	(void)snprintf(src, sizeof(src), "%s/versions/%" PRIu32 "/code", name, version);
+	unique_name(r, "deploy", ret->name);
+	memcpy(ret->sha256, v->sha256, sizeof(ret->sha256));
+	_cleanup_close_ int sfd = -EBADF, stfd = -EBADF;
+	int k = RET_NERRNO(mkdirat(r->tmp_fd, ret->name, 0755));
+	if (k >= 0)
+		k = stfd = open_dir_at(r->tmp_fd, ret->name);
+	if (k >= 0)
+		k = RET_NERRNO(mkdirat(stfd, "code", 0755));
+	if (k >= 0)
+		k = ret->code_fd = open_dir_at(stfd, "code");
+	if (k >= 0)
+		k = sfd = RET_NERRNO(
+			openat(r->functions_fd, src, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (k >= 0)
+		k = copy_tree(sfd, ret->code_fd, 0);
+	if (k >= 0)
+		k = fsync_fd(ret->code_fd);
+	if (k >= 0)
+		k = fsync_fd(stfd);
+	if (k < 0) {
+		registry_stage_discard(r, ret);
+		return k;
+	}
+	return 0;
+}
+
+int registry_function_dir_fd(const struct registry *r, const char *name)
+{
+	if (!function_name_valid(name))
+		return -EINVAL;
+	return open_dir_at(r->functions_fd, name);
+}
+
 int registry_deploy_scaled(struct registry *r, const char *name, const struct manifest *m,
 			   const struct fn_scaling *sc, const void *code, size_t code_len,
 			   const struct package_limits *lim, uint32_t *ret_version,
 			   char **ret_error)
 {
-	char stage[64], vname[16];
-	int k;
+	struct registry_stage st;
 
 	if (!function_name_valid(name)) {
 		if (ret_error &&
@@ -681,13 +821,45 @@ int registry_deploy_scaled(struct registry *r, const char *name, const struct ma
 	}
 	if (is_broken(r, name))
 		return -EBUSY;
+	int k = registry_stage(r, code, code_len, lim, &st, ret_error);
+	if (k < 0)
+		return k;
+	return registry_deploy_stage(r, name, m, sc, &st, ret_version, ret_error);
+}
+
+int registry_deploy_stage(struct registry *r, const char *name, const struct manifest *m,
+			  const struct fn_scaling *sc, struct registry_stage *st,
+			  uint32_t *ret_version, char **ret_error)
+{
+	_cleanup_close_ int fn_fd = -EBADF, vfd = -EBADF;
+	bool fn_created = false, v_created = false;
+	char stage[64], vname[16];
+	int k;
+
+	/* The stage is this call's from here on: removed on failure, renamed on success. */
+	memcpy(stage, st->name, sizeof(stage));
+	st->code_fd = safe_close(st->code_fd);
+	st->name[0] = '\0';
+	if (!function_name_valid(name)) {
+		(void)rm_rf_at(r->tmp_fd, stage);
+		if (ret_error &&
+		    !(*ret_error = strdup("name: must match [a-z0-9][a-z0-9_-]{0,63}")))
+			return -ENOMEM;
+		return -EINVAL;
+	}
+	if (is_broken(r, name)) {
+		(void)rm_rf_at(r->tmp_fd, stage);
+		return -EBUSY;
+	}
 
 	bool found;
 	size_t idx = find_index(r, name, &found);
 	struct fn_record *f = found ? &r->fns[idx] : NULL;
 	uint32_t version = f ? f->next : 1;
-	if (version == UINT32_MAX)
+	if (version == UINT32_MAX) {
+		(void)rm_rf_at(r->tmp_fd, stage);
 		return -EOVERFLOW;
+	}
 	(void)snprintf(vname, sizeof(vname), "%" PRIu32, version);
 
 	/* Everything that can fail for want of memory happens before the commit point, so
@@ -696,22 +868,24 @@ int registry_deploy_scaled(struct registry *r, const char *name, const struct ma
 		.version = version,
 		.created_us = now_us(),
 	};
-	sha256_hex(code, code_len, nv.sha256);
+	memcpy(nv.sha256, st->sha256, sizeof(nv.sha256));
 	k = manifest_copy(m, &nv.manifest);
-	if (k < 0)
+	if (k < 0) {
+		(void)rm_rf_at(r->tmp_fd, stage);
 		return k;
+	}
 	struct fn_record nf = {};
 	_cleanup_free_ char *old_json = NULL;
 	if (f) {
 		old_json = record_to_json(f);
 		if (!old_json) {
-			manifest_done(&nv.manifest);
-			return -ENOMEM;
+			k = -ENOMEM;
+			goto fail_stage;
 		}
 		struct fn_version *vs = realloc(f->versions, (f->n_versions + 1) * sizeof(*vs));
 		if (!vs) {
-			manifest_done(&nv.manifest);
-			return -ENOMEM;
+			k = -ENOMEM;
+			goto fail_stage;
 		}
 		f->versions = vs;
 	} else {
@@ -722,21 +896,9 @@ int registry_deploy_scaled(struct registry *r, const char *name, const struct ma
 			if (!nf.name || !nf.versions)
 				k = -ENOMEM;
 		}
-		if (k < 0) {
-			manifest_done(&nv.manifest);
-			fn_record_done(&nf);
-			return k;
-		}
+		if (k < 0)
+			goto fail_stage;
 	}
-
-	_cleanup_close_ int fn_fd = -EBADF, vfd = -EBADF;
-	bool fn_created = false, v_created = false;
-	(void)unique_name(r, "deploy", stage);
-
-	k = stage_code(r, stage, code, code_len, lim, ret_error);
-	if (k < 0)
-		goto fail_stage;
-	crash_point("deploy-staged");
 
 	if (!f) {
 		/* Not referenced by anything (registry_open() removes such dirs, a failed deploy

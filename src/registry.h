@@ -6,6 +6,9 @@
  *   STATE/functions/NAME/function.json   the commit point: {"name","live","next","versions":[
  *                                         {"version","sha256","created_us","manifest":{...}}]}
  *   STATE/functions/NAME/versions/N/code/ the unpacked package of version N
+ *   STATE/functions/NAME/lambda.json     the Lambda API's own settings (src/lambda.c): kept
+ *                                         by registry_open(), never read here, removed with
+ *                                         the function
  *   STATE/tmp/                           staging; emptied at open
  * A deploy unpacks into STATE/tmp, fsyncs, renames to versions/N, fsyncs, then replaces
  * function.json atomically. A crash at any point leaves the previous function.json, and
@@ -18,6 +21,8 @@
 #include "manifest.h"
 #include "package.h"
 #include "scaling.h"
+
+#define REGISTRY_LAMBDA_JSON "lambda.json"
 
 struct fn_version {
 	uint32_t version;
@@ -77,6 +82,33 @@ int registry_deploy_scaled(struct registry *r, const char *name, const struct ma
 			   const struct fn_scaling *sc, const void *code, size_t code_len,
 			   const struct package_limits *lim, uint32_t *ret_version,
 			   char **ret_error);
+/* The two halves of a deploy, for a caller that works on the unpacked code in between
+ * (installing dependencies, src/deps.c): registry_stage() unpacks code into STATE/tmp/<name>/code,
+ * durably, and opens that directory as code_fd (-EINVAL with *ret_error for a bad archive, as
+ * registry_deploy()); registry_deploy_stage() then commits it as the next version of name,
+ * exactly as registry_deploy() does (the version number is taken at commit time), and consumes
+ * the stage whatever it returns. registry_stage_discard() drops a stage not committed; stages are
+ * also removed by the next registry_open(). */
+struct registry_stage {
+	char name[64];
+	char sha256[65]; /* of the archive */
+	int code_fd;
+};
+int registry_stage(struct registry *r, const void *code, size_t code_len,
+		   const struct package_limits *lim, struct registry_stage *ret, char **ret_error);
+int registry_deploy_stage(struct registry *r, const char *name, const struct manifest *m,
+			  const struct fn_scaling *sc, struct registry_stage *st,
+			  uint32_t *ret_version, char **ret_error);
+void registry_stage_discard(struct registry *r, struct registry_stage *st);
+/* A stage holding the code of an existing version (files hard-linked, symlinks and directories
+ * made again), with that version's sha256: committed with registry_deploy_stage(), it is a new
+ * version with the same code and another manifest. -ENOENT if the function or version is
+ * unknown. */
+int registry_stage_copy(struct registry *r, const char *name, uint32_t version,
+			struct registry_stage *ret);
+/* STATE/functions/NAME opened as a directory (O_CLOEXEC), for REGISTRY_LAMBDA_JSON; -ENOENT,
+ * -EINVAL for an invalid name. */
+int registry_function_dir_fd(const struct registry *r, const char *name);
 /* Replaces the function's scaling settings (no new version). -ENOENT, -EBUSY as below. */
 int registry_set_scaling(struct registry *r, const char *name, const struct fn_scaling *sc);
 /* Makes an existing version live. -ENOENT if the function or version is unknown, -EBUSY if name

@@ -97,6 +97,7 @@ struct server {
 	 * with a 503 instead of leaving it in the kernel's queue. */
 	int reserve_fd;
 	uint64_t accept_warned_us;
+	bool draining; /* server_drain(): every answer is the connection's last */
 };
 
 static void conn_close(struct conn *c);
@@ -324,6 +325,8 @@ int conn_respond(struct conn *c, int status, const char *content_type, const voi
 {
 	if (c->closed || !c->active)
 		return -EPIPE;
+	if (c->server->draining)
+		c->keep_alive = false;
 	struct buf head = BUF_INIT;
 	/* After a half-close, the last answer says it closes. */
 	bool keep = c->keep_alive && !(c->peer_eof && c->pending.len == 0);
@@ -775,6 +778,11 @@ int server_listen_unix(struct server *s, const char *path)
 	return listener_add(s, TAKE_FD(fd), true, path);
 }
 
+int server_listen_fd(struct server *s, int fd, bool api)
+{
+	return listener_add(s, fd, api, NULL);
+}
+
 int server_new(struct loop *l, const struct server_limits *lim, server_request_fn fn,
 	       http_body_limit_fn body_limit, void *userdata, struct server **ret)
 {
@@ -804,6 +812,40 @@ void server_stop_listening(struct server *s)
 		free(ls->unix_path);
 		free(ls);
 	}
+}
+
+void server_drain(struct server *s)
+{
+	server_stop_listening(s);
+	s->draining = true;
+	struct conn *next;
+	for (struct conn *c = s->conns; c; c = next) {
+		next = c->next;
+		if (c->streaming) {
+			/* A log stream has no end of its own: the API lets go of it, we end it. */
+			void (*fn)(void *) = c->abort_fn;
+			void *ud = c->abort_ud;
+			c->abort_fn = NULL;
+			c->abort_ud = NULL;
+			conn_ref(c);
+			if (fn)
+				fn(ud);
+			c->keep_alive = false;
+			(void)conn_stream_end(c);
+			conn_unref(c);
+		} else if (c->active)
+			continue; /* answered in its time, then closed (keep_alive off) */
+		else if (conn_backlog(c) > 0) {
+			c->close_after_send = true;
+			conn_send_next(c);
+		} else
+			conn_close(c);
+	}
+}
+
+void server_set_limits(struct server *s, const struct server_limits *lim)
+{
+	s->lim = *lim;
 }
 
 struct server *server_free(struct server *s)

@@ -36,8 +36,21 @@ struct server *server_free(struct server *s);
 int server_listen_tcp(struct server *s, const char *addr);
 /* Creates the socket file (mode 0660), replacing a stale one. */
 int server_listen_unix(struct server *s, const char *path);
+/* Takes over a listening stream socket passed by systemd (fd is closed on failure, and at
+ * stop; a unix socket's file is left to whoever made it). api: connections on it are API socket
+ * connections (conn_is_unix() true: management routes without a token); only ever a unix
+ * socket. */
+int server_listen_fd(struct server *s, int fd, bool api);
 /* Stops accepting (connections stay). */
 void server_stop_listening(struct server *s);
+/* For a graceful stop: stops accepting, closes every connection that has no request being
+ * answered (an answer being sent is sent first), ends log streams, and makes every answer still
+ * to come the connection's last (Connection: close). server_connection_count() reaches 0 when
+ * the requests being answered are answered. */
+void server_drain(struct server *s);
+/* New limits (SIGHUP): timeouts and max_connections apply at once, header_max to new
+ * connections. */
+void server_set_limits(struct server *s, const struct server_limits *lim);
 /* Closes connections past their header or keep-alive deadline. Call about once a second. */
 void server_tick(struct server *s);
 size_t server_connection_count(const struct server *s);

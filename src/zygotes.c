@@ -48,7 +48,7 @@ static char **zygote_environment(void)
 	return env;
 }
 
-static const char *const runtimes[] = { "python3", "native" };
+static const char *const runtimes[] = { "python3", "native", "nodejs", "exec", "provided" };
 
 struct pending_spawn {
 	uint64_t token;

@@ -10,6 +10,7 @@ PACKAGES=(
 	libcurl4-openssl-dev libssl-dev libcmocka-dev
 	python3 python3-dev libpython3-dev
 	libbpf-dev bpftool libclang-rt-14-dev libnftables-dev nftables
+	nodejs bubblewrap
 	valgrind curl wrk util-linux procps jq
 )
 

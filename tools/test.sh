@@ -3,8 +3,9 @@
 #   1. gcc build: unit + integration suites
 #   2. clang build: compiles everything with -Werror, runs the unit suite
 #   3. ASan+UBSan build (gcc): unit + integration suites
-#   4. the libFuzzer targets of tests/fuzz (clang): regressions, then 45 s each
-#   5. valgrind over the unit suite (gcc build)
+#   4. the Debian package: build, lintian, install, the installed spored, purge
+#   5. the libFuzzer targets of tests/fuzz (clang): regressions, then 45 s each
+#   6. valgrind over the unit suite (gcc build)
 # Integration tests need root (namespaces, real processes, state dirs); as non-root they skip
 # with a printed reason. Build dirs go under $SPORE_BUILD_BASE (default: ./build).
 set -euo pipefail
@@ -68,6 +69,10 @@ step "clang unit tests" mtest "$BASE/clang" --suite unit
 step "asan+ubsan build" build "$BASE/asan" -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 step "asan+ubsan unit tests" mtest "$BASE/asan" --suite unit
 step "asan+ubsan integration tests" mtest "$BASE/asan" --suite integration --num-processes 1
+# The Debian package: built from a clean copy of the tree, lintian, dpkg -i, the installed
+# spored under systemd-socket-activate, dpkg --purge (tests/package/run.sh, packaging/README).
+step "debian package (build, lintian, install, socket activation, purge)" \
+	env JOBS="$JOBS" bash tests/package/run.sh
 # libFuzzer (clang): every target's seed corpus and regressions once, then 45 s of fuzzing each,
 # two at a time (tests/fuzz/README.md).
 step "fuzz (45 s per target)" env FUZZ_JOBS=2 bash tests/fuzz/run.sh "$BASE/fuzz" 45

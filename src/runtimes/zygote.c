@@ -46,8 +46,8 @@
 #define RESPONSE_MAX ((size_t)6 * 1024 * 1024)
 #define MAX_RECV_FDS 8
 
-#define SPARE_READY 'R'
-#define SPARE_GO 'G'
+#define SPARE_READY ZYGOTE_SPARE_READY
+#define SPARE_GO ZYGOTE_SPARE_GO
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
@@ -778,6 +778,32 @@ static void pool_cleanup(void)
 	(void)closedir(d);
 }
 
+/* In a new child: phase 1 of the sandbox, when there is one. */
+static void child_prepare(struct zygote *z)
+{
+	struct sandbox_error e = { 0 };
+	struct sandbox_prepare_opts o = { .root_dir = sandbox_dir, .runtime = z->ops->name };
+
+	if (!sandbox_dir)
+		return;
+	if (sandbox_prepare(&o, &e) < 0) {
+		fprintf(stderr, "%s: sandbox: %s: %s%s%s\n", zname, e.step ?: "prepare",
+			strerror(e.error < 0 ? -e.error : e.error), e.message ? ": " : "",
+			e.message ?: "");
+		_exit(3);
+	}
+}
+
+/* In a new child of a runtime with spare_main(): the hook, and if it returns, the usual
+ * phase 1 before the child goes on as a C spare (sock) or instance (fds). */
+static void child_spare_main(struct zygote *z, int sock, const int fds[3])
+{
+	if (!z->ops->spare_main)
+		return;
+	z->ops->spare_main(sandbox_dir, sock, fds);
+	child_prepare(z);
+}
+
 /* Returns the child's pid (0 in the child), or -errno. cg[] gets the child cgroup it was
  * cloned into ("" if none). */
 static pid_t zygote_fork(struct zygote *z, char cg[ZYG_CGROUP_MAX])
@@ -819,17 +845,9 @@ static pid_t zygote_fork(struct zygote *z, char cg[ZYG_CGROUP_MAX])
 		if (z->ops->after_fork_child)
 			z->ops->after_fork_child();
 		child_setup(z);
-		if (sandbox_dir) {
-			struct sandbox_error e = { 0 };
-			struct sandbox_prepare_opts o = { .root_dir = sandbox_dir,
-							  .runtime = z->ops->name };
-			if (sandbox_prepare(&o, &e) < 0) {
-				fprintf(stderr, "%s: sandbox: %s: %s%s%s\n", zname,
-					e.step ?: "prepare", strerror(e.error < 0 ? -e.error : e.error),
-					e.message ? ": " : "", e.message ?: "");
-				_exit(3);
-			}
-		}
+		/* With spare_main(), the caller runs the hook first: it prepares its own sandbox. */
+		if (!z->ops->spare_main)
+			child_prepare(z);
 		return 0;
 	}
 	if (sandbox_dir && pid < 0) {
@@ -861,8 +879,10 @@ static int spare_add(struct zygote *z)
 		(void)close(sv[1]);
 		return pid;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		child_spare_main(z, sv[1], NULL);
 		spare_run(z, sv[1]);
+	}
 	(void)close(sv[1]);
 	z->spares[z->n_spares] = (struct spare){ .pid = pid, .fd = sv[0] };
 	memcpy(z->spares[z->n_spares++].cgroup, cg, sizeof(cg));
@@ -928,8 +948,10 @@ static pid_t spawn_instance(struct zygote *z, const int fds[3], char cg[ZYG_CGRO
 		pid = zygote_fork(z, cg);
 		if (pid < 0)
 			return pid;
-		if (pid == 0)
+		if (pid == 0) {
+			child_spare_main(z, -1, fds);
 			instance_run(z->ops, fds[0], fds[1], fds[2]);
+		}
 	}
 	r = instance_add(z, pid);
 	if (r < 0) {

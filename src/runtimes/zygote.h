@@ -9,7 +9,8 @@
  *                      fork.
  *   every child        after_fork_child() right after fork (spares and instances alike).
  *   instance process   load() once after the environment and cwd are set, invoke() per event,
- *                      flush() after every invocation and before exiting. */
+ *                      flush() after every invocation and before exiting.
+ *   spare_main()       optional, in place of the above in every new child (see below). */
 #pragma once
 
 #include <stddef.h>
@@ -58,7 +59,23 @@ struct runtime_ops {
 		      char **ret_out, size_t *ret_len);
 	/* Optional; flush the language's output buffers. */
 	void (*flush)(void);
+	/* Optional: for a runtime whose instances cannot be forked from the zygote (nodejs: each
+	 * one is an exec()ed node process, started ahead of demand). Replaces what a new child of
+	 * the zygote does after the fork: called in the child right after its set-up (argv
+	 * blanked, after_fork_child(), parent-death signal), before any sandbox step; the hook
+	 * calls sandbox_prepare() itself when sandbox_dir (--sandbox-dir) is not NULL. A spare gets
+	 * its end of the spare socket (sock, fds NULL) and must speak the spare protocol on it:
+	 * send ZYGOTE_SPARE_READY (one byte) once it can take an instance, then receive
+	 * ZYGOTE_SPARE_GO with SCM_RIGHTS {chan, stdout, stderr}; EOF means retired. A spawn that
+	 * found no ready spare gets the instance's three fds (sock is -1). The hook should not
+	 * return; if it does (the runtime cannot start that way), the child carries on as a
+	 * spare or instance of the usual kind. */
+	void (*spare_main)(const char *sandbox_dir, int sock, const int fds[3]);
 };
+
+/* The spare protocol (see spare_main): one-byte SOCK_SEQPACKET messages. */
+#define ZYGOTE_SPARE_READY 'R'
+#define ZYGOTE_SPARE_GO 'G'
 
 /* Parses argv (--spares N, --no-prefault, --log-level LEVEL), runs the zygote; returns the
  * process exit code. Instances never return from it. */

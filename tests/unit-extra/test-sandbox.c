@@ -63,6 +63,9 @@ struct fixture {
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
+/* Set by main() before any test: probe_i386_abi(). */
+static bool i386_abi = true;
+
 static int write_file(const char *path, const char *data)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -565,16 +568,22 @@ static void check_syscalls(void)
 	check("fork", p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 7, "pid %d status %#x", (int)p,
 	      st);
 
-	/* Other ABIs kill the process: i386 getpid through int 0x80, and an x32 getpid. */
+	/* Other ABIs kill the process: i386 getpid through int 0x80, and an x32 getpid. Some
+	 * kernels (a PVM guest here) fault int 0x80 before any filter sees it: probed unfiltered
+	 * in main(). */
 #if defined(__x86_64__)
-	p = fork();
-	if (p == 0) {
-		long ret = 20; /* __NR_getpid on i386 */
-		__asm__ volatile("int $0x80" : "+a"(ret) : : "memory");
-		_exit(0);
+	if (i386_abi) {
+		p = fork();
+		if (p == 0) {
+			long ret = 20; /* __NR_getpid on i386 */
+			__asm__ volatile("int $0x80" : "+a"(ret) : : "memory");
+			_exit(0);
+		}
+		st = wait_status(p);
+		check("i386-killed", WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "status %#x", st);
+	} else {
+		check("i386-unavailable", true, "int 0x80 faults on this kernel without a filter");
 	}
-	st = wait_status(p);
-	check("i386-killed", WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "status %#x", st);
 	p = fork();
 	if (p == 0) {
 		(void)syscall(0x40000000 | SYS_getpid);
@@ -1257,6 +1266,26 @@ static int bench(int runs)
 	return fixture_teardown(&st);
 }
 
+/* Whether this kernel runs i386 system calls at all (int 0x80 getpid, no filter). */
+static bool probe_i386_abi(void)
+{
+#if defined(__x86_64__)
+	int st;
+	pid_t p = fork();
+
+	if (p == 0) {
+		long ret = 20; /* __NR_getpid on i386 */
+		__asm__ volatile("int $0x80" : "+a"(ret) : : "memory");
+		_exit(ret == (long)getpid() ? 0 : 1);
+	}
+	if (p < 0 || waitpid(p, &st, 0) != p)
+		return true; /* unknown: let the real check decide */
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+#else
+	return false;
+#endif
+}
+
 int main(int argc, char *argv[])
 {
 	const struct CMUnitTest tests[] = {
@@ -1269,5 +1298,9 @@ int main(int argc, char *argv[])
 
 	if (argc > 1 && streq(argv[1], "--bench"))
 		return bench(argc > 2 ? atoi(argv[2]) : 50);
+	i386_abi = probe_i386_abi();
+	if (!i386_abi)
+		fprintf(stderr, "note: this kernel does not run i386 system calls (int 0x80 faults "
+				"without a filter): the i386 seccomp check has nothing to check\n");
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@ static const char *const all_keys[] = {
 	"package_max_bytes", "package_max_entries", "log_max_bytes",	 "zygote_spares",
 	"sandbox", "sandbox_dir", "sandbox_uid_min", "sandbox_uid_count",
 	"metering_bpf", "bpf_pin_dir", "max_instances_total", "instance_memory_pct",
+	"deps_timeout_s", "shutdown_grace_s",
 };
 
 /* Numeric keys by name, to check tables against the struct. */
@@ -54,6 +55,8 @@ static bool get_num(const struct spore_config *c, const char *key, uint64_t *ret
 		{ "package_max_entries", offsetof(struct spore_config, package_max_entries), false },
 		{ "log_max_bytes", offsetof(struct spore_config, log_max_bytes), true },
 		{ "zygote_spares", offsetof(struct spore_config, zygote_spares), false },
+		{ "deps_timeout_s", offsetof(struct spore_config, deps_timeout_s), false },
+		{ "shutdown_grace_s", offsetof(struct spore_config, shutdown_grace_s), false },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(nums); i++)
 		if (streq(nums[i].key, key)) {

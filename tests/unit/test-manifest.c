@@ -51,6 +51,29 @@ static const struct valid_case valid_cases[] = {
 	  "libfn.so:spore_handle", MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
 	{ "{\"runtime\":\"native\",\"handler\":\"my-fn_2.so:h\"}", "native", "my-fn_2.so:h",
 	  MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
+	/* nodejs: "file.export", as Lambda splits it (path, file without extension, export) */
+	{ "{\"runtime\":\"nodejs\",\"handler\":\"index.handler\"}", "nodejs", "index.handler",
+	  MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
+	{ "{\"runtime\":\"nodejs\",\"handler\":\"src/v1.2/app-main.lib.$run_2\"}", "nodejs",
+	  "src/v1.2/app-main.lib.$run_2", MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
+	{ "{\"runtime\":\"nodejs\",\"handler\":\"@scope/x.y\"}", "nodejs", "@scope/x.y",
+	  MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
+	/* exec: the executable's path in the package */
+	{ "{\"runtime\":\"exec\",\"handler\":\"handler.sh\"}", "exec", "handler.sh",
+	  MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
+	{ "{\"runtime\":\"exec\",\"handler\":\"bin/fn\"}", "exec", "bin/fn",
+	  MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
+	{ "{\"runtime\":\"exec\",\"handler\":\".hidden/run.v2+x\"}", "exec",
+	  ".hidden/run.v2+x", MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
+	/* provided: any handler without white space (bootstrap's _HANDLER), or none ("") */
+	{ "{\"runtime\":\"provided\"}", "provided", "", MANIFEST_MEMORY_DEFAULT,
+	  MANIFEST_TIMEOUT_DEFAULT, 0 },
+	{ "{\"runtime\":\"provided\",\"handler\":\"\"}", "provided", "",
+	  MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
+	{ "{\"runtime\":\"provided\",\"handler\":\"function.handler\"}", "provided",
+	  "function.handler", MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
+	{ "{\"runtime\":\"provided\",\"handler\":\"a/../b:c#\xc3\xa9\"}", "provided",
+	  "a/../b:c#\xc3\xa9", MANIFEST_MEMORY_DEFAULT, MANIFEST_TIMEOUT_DEFAULT, 0 },
 	/* Bounds, and whole numbers written as floats are still whole. */
 	{ "{\"runtime\":\"python3\",\"handler\":\"a.b\",\"memory_mb\":64,\"timeout_ms\":1}",
 	  "python3", "a.b", 64, 1, 0 },
@@ -94,6 +117,10 @@ struct invalid_case {
 #define PY "\"runtime\":\"python3\",\"handler\":\"app.h\""
 #define NAT(h) "{\"runtime\":\"native\",\"handler\":\"" h "\"}"
 #define PYH(h) "{\"runtime\":\"python3\",\"handler\":\"" h "\"}"
+#define NODE(h) "{\"runtime\":\"nodejs\",\"handler\":\"" h "\"}"
+#define EXEC(h) "{\"runtime\":\"exec\",\"handler\":\"" h "\"}"
+#define NODE_ERR "handler: nodejs handlers are 'file.export'"
+#define EXEC_ERR "handler: exec handlers are the path of an executable in the package"
 
 static const struct invalid_case invalid_cases[] = {
 	{ "[]", "manifest: must be a JSON object" },
@@ -103,6 +130,8 @@ static const struct invalid_case invalid_cases[] = {
 	{ "{\"runtime\":null,\"handler\":\"a.b\"}", "runtime: must be a string" },
 	{ "{\"runtime\":\"node\",\"handler\":\"a.b\"}", "runtime: unknown runtime 'node'" },
 	{ "{\"runtime\":\"Python3\",\"handler\":\"a.b\"}", "runtime: unknown runtime" },
+	{ "{\"runtime\":\"java\",\"handler\":\"a.b\"}",
+	  "(known: python3, native, nodejs, exec, provided)" },
 	{ "{\"runtime\":\"python3\"}", "handler: is required" },
 	{ "{\"runtime\":\"python3\",\"handler\":[]}", "handler: must be a string" },
 	{ PYH("app"), "handler: python3 handlers are 'module.function'" },
@@ -128,6 +157,39 @@ static const struct invalid_case invalid_cases[] = {
 	{ NAT("/usr/lib/x.so:f"), "handler: native handlers are" },
 	{ NAT("../x.so:f"), "handler: native handlers are" },
 	{ NAT("x.so.1:f"), "handler: native handlers are" },
+	{ NODE(""), NODE_ERR },
+	{ NODE("index"), NODE_ERR },
+	{ NODE("index."), NODE_ERR },
+	{ NODE(".handler"), NODE_ERR },
+	{ NODE("a..b"), NODE_ERR },
+	{ NODE("a.b."), NODE_ERR },
+	{ NODE("a.1b"), NODE_ERR },
+	{ NODE("a.b-c"), NODE_ERR },
+	{ NODE("/abs.h"), NODE_ERR },
+	{ NODE("../up.h"), NODE_ERR },
+	{ NODE("a/../b.h"), NODE_ERR },
+	{ NODE("a/./b.h"), NODE_ERR },
+	{ NODE("a//b.h"), NODE_ERR },
+	{ NODE("dir/.h"), NODE_ERR },
+	{ NODE("in dex.h"), NODE_ERR },
+	{ NODE("a:b.h"), NODE_ERR },
+	{ NODE("caf\xc3\xa9.h"), NODE_ERR },
+	{ EXEC(""), EXEC_ERR },
+	{ EXEC("/bin/sh"), EXEC_ERR },
+	{ EXEC("../x"), EXEC_ERR },
+	{ EXEC("bin/../x"), EXEC_ERR },
+	{ EXEC("./x"), EXEC_ERR },
+	{ EXEC("bin/"), EXEC_ERR },
+	{ EXEC("a//b"), EXEC_ERR },
+	{ EXEC("a b"), EXEC_ERR },
+	{ EXEC("x\\\\y"), EXEC_ERR },
+	{ EXEC("x;rm"), EXEC_ERR },
+	{ "{\"runtime\":\"provided\",\"handler\":\"a b\"}", "handler: provided handlers are" },
+	{ "{\"runtime\":\"provided\",\"handler\":\"a\\tb\"}", "handler: provided handlers are" },
+	{ "{\"runtime\":\"provided\",\"handler\":\"a\\u0001\"}", "handler: provided handlers" },
+	{ "{\"runtime\":\"provided\",\"handler\":7}", "handler: must be a string" },
+	{ "{\"runtime\":\"provided\",\"handler\":null}", "handler: must be a string" },
+	{ "{\"runtime\":\"exec\"}", "handler: is required" },
 	{ "{" PY ",\"memory_mb\":63}", "memory_mb: must be an integer between 64 and 10240" },
 	{ "{" PY ",\"memory_mb\":10241}", "memory_mb: must be an integer between 64 and 10240" },
 	{ "{" PY ",\"memory_mb\":12.5}", "memory_mb: must be an integer" },
@@ -333,7 +395,12 @@ static void test_names(void **state)
 
 	assert_true(manifest_runtime_known("python3"));
 	assert_true(manifest_runtime_known("native"));
+	assert_true(manifest_runtime_known("nodejs"));
+	assert_true(manifest_runtime_known("exec"));
 	assert_false(manifest_runtime_known("node"));
+	assert_false(manifest_runtime_known("Exec"));
+	assert_true(manifest_runtime_known("provided"));
+	assert_false(manifest_runtime_known("provided.al2")); /* the Lambda API maps it */
 	assert_false(manifest_runtime_known(""));
 	assert_false(manifest_runtime_known(NULL));
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""spore benchmark: cold start, warm latency and warm throughput for the python3 and native
-examples, against a real spored on loopback. Writes docs/BENCHMARKS.md (unless --no-write).
+"""spore benchmark: cold start, warm latency and warm throughput for the python3, native, nodejs
+and exec examples, against a real spored on loopback. Writes docs/BENCHMARKS.md (unless --no-write).
 
     /usr/bin/python3 tools/bench/run.py --build build/gcc [--cold 30] [--warm 5000] [--wrk-seconds 5]
 """
@@ -85,6 +85,8 @@ class Spored:
                     return
             except OSError:
                 pass
+            if self.proc.poll() is not None:
+                break  # spored exited (a refused configuration): no use waiting
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("spored did not start")
@@ -164,6 +166,8 @@ def main():
     ap.add_argument("--warm", type=int, default=5000)
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--runtimes", default="",
+                    help="comma-separated subset of python3,native,nodejs,exec (default: all)")
     ap.add_argument("--sandbox", choices=("both", "yes", "no"), default="both",
                     help="run with the sandbox on, off, or both side by side (default)")
     args = ap.parse_args()
@@ -172,8 +176,16 @@ def main():
     py_code = pack([("handler.py", os.path.join(ROOT, "examples/python3/hello/handler.py"))])
     so = os.path.join(build, "examples/native/hello/hello.so")
     native_code = pack([("hello.so", so)])
+    node_dir = os.path.join(ROOT, "examples/nodejs/hello")
+    node_code = pack([(n, os.path.join(node_dir, n)) for n in ("index.js", "esm.mjs")])
+    exec_dir = os.path.join(ROOT, "examples/exec/hello")
+    exec_code = pack([(n, os.path.join(exec_dir, n)) for n in ("handler.sh", "noop.sh")])
     subjects = [("python3", "handler.hello", "handler.noop", py_code),
-                ("native", "hello", "noop", native_code)]
+                ("native", "hello", "noop", native_code),
+                ("nodejs", "index.hello", "index.noop", node_code),
+                ("exec", "handler.sh", "noop.sh", exec_code)]
+    if args.runtimes:
+        subjects = [x for x in subjects if x[0] in args.runtimes.split(",")]
 
     results = {}
     modes = [True, False] if args.sandbox == "both" else [args.sandbox == "yes"]
@@ -198,7 +210,8 @@ def main():
     if args.no_write:
         return
     cmd = "/usr/bin/python3 tools/bench/run.py --build %s --cold %d --warm %d --wrk-seconds %d --sandbox %s" % (
-        os.path.relpath(build, ROOT), args.cold, args.warm, args.wrk_seconds, args.sandbox)
+        os.path.relpath(build, ROOT), args.cold, args.warm, args.wrk_seconds, args.sandbox) + (
+        " --runtimes " + args.runtimes if args.runtimes else "")
     lines = ["# Benchmarks", "",
              "Measured by `tools/bench/run.py` against a real spored on loopback (one spored, "
              "default configuration, zygote spares 2). Reproduce with:", "",
@@ -226,7 +239,7 @@ def main():
              "handler; wrk shares the 2 cores with spored and the instances." % args.wrk_seconds, "",
              "| runtime | cold p50 | cold p90 | warm p50 | warm p99 | wrk 16 conns | wrk 64 conns | target cold p50 |",
              "|---|---|---|---|---|---|---|---|"]
-    targets = {"python3": "< 10 ms", "native": "< 2 ms"}
+    targets = {"python3": "< 10 ms", "native": "< 2 ms", "nodejs": "-", "exec": "-"}
     for key, res in results.items():
         runtime = key.split(",")[0]
         w = res["wrk"]

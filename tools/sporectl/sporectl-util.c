@@ -200,6 +200,15 @@ int deploy_defaults_parse(const char *json, size_t len, struct deploy_defaults *
 		d.memory_mb = (uint32_t)v;
 	}
 
+	item = cJSON_GetObjectItemCaseSensitive(root, "cpu_millis");
+	if (item) {
+		if (!json_uint(item, 1, UINT32_MAX, &v)) {
+			r = error_set(ret_error, -EINVAL, "cpu_millis: must be a positive integer");
+			goto fail;
+		}
+		d.cpu_millis = (uint32_t)v;
+	}
+
 	item = cJSON_GetObjectItemCaseSensitive(root, "timeout_ms");
 	if (item) {
 		if (json_uint(item, 1, SPORECTL_DURATION_MAX_MS, &v))

@@ -40,11 +40,12 @@ struct deploy_defaults {
 	char *handler;
 	uint32_t memory_mb; /* 0: not set */
 	uint32_t timeout_ms; /* 0: not set */
+	uint32_t cpu_millis; /* 0: not set */
 	cJSON *env;          /* object of string values, or NULL */
 };
 
-/* Parses spore.json (an object). Known keys: runtime, handler (strings), memory_mb (positive
- * integer), timeout_ms (positive integer, or a duration string as parse_duration_ms() takes),
+/* Parses spore.json (an object). Known keys: runtime, handler (strings), memory_mb and
+ * cpu_millis (positive integers), timeout_ms (positive integer, or a duration string as parse_duration_ms() takes),
  * env (object of string values with env_key_valid() keys). Other keys are ignored, so the file
  * may carry more. On failure -EINVAL and *ret_error (malloc'ed) names the field, e.g.
  * "memory_mb: must be a positive integer". */

@@ -148,8 +148,8 @@ static void help(void)
 	       "      --memory MB         Memory limit in MiB\n"
 	       "      --timeout DUR       30s, 500ms, 2m, 1h, or plain milliseconds\n"
 	       "      --env K=V           Set an environment variable (repeatable)\n"
-	       "  A directory's spore.json may hold runtime, handler, memory_mb, timeout_ms and\n"
-	       "  env; flags override it.\n"
+	       "  A directory's spore.json may hold runtime, handler, memory_mb, timeout_ms,\n"
+	       "  cpu_millis and env; flags override it.\n"
 	       "\n"
 	       "logs:\n"
 	       "  -f, --follow            Keep printing new lines until interrupted\n"
@@ -405,6 +405,9 @@ static int build_manifest(const struct ctl *ctl, struct deploy_defaults *default
 	if (memory > 0 && !cJSON_AddNumberToObject(m, "memory_mb", memory))
 		return oom();
 	if (timeout > 0 && !cJSON_AddNumberToObject(m, "timeout_ms", timeout))
+		return oom();
+	/* spore.json only: the CPU share (spored's default follows memory_mb, as on Lambda). */
+	if (defaults->cpu_millis > 0 && !cJSON_AddNumberToObject(m, "cpu_millis", defaults->cpu_millis))
 		return oom();
 
 	/* Flags override spore.json key by key; new keys keep their command line order. */
