@@ -679,7 +679,9 @@ static void print_help(const char *prog)
 	       "  --log-level LEVEL     debug, info, notice, warning or error (default info)\n"
 	       "  -h, --help            show this help and exit\n"
 	       "  -V, --version         show the version and exit\n\n"
-	       "Flags override the configuration file; every key is documented in %s.\n",
+	       "Flags override the configuration file; every key is documented in %s.\n"
+	       "Sockets passed by systemd (named http and api) replace --listen and --api-socket;\n"
+	       "SIGHUP reloads the configuration, SIGTERM stops after in-flight requests (spored(8)).\n",
 	       prog, SPORE_DEFAULT_CONFIG, SPORE_DEFAULT_LISTEN, SPORE_DEFAULT_API_SOCKET,
 	       SPORE_DEFAULT_STATE_DIR, SPORE_RUNTIME_DIR, SPORE_DEFAULT_CONFIG);
 }

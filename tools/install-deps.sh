@@ -11,6 +11,7 @@ PACKAGES=(
 	python3 python3-dev libpython3-dev
 	libbpf-dev bpftool libclang-rt-14-dev libnftables-dev nftables
 	nodejs bubblewrap
+	debhelper lintian libsystemd-dev systemd adduser
 	valgrind curl wrk util-linux procps jq
 )
 

@@ -361,6 +361,13 @@ class TestSocketActivation(SporeTestCase):
         self.assertTrue(wait_for(lambda: harness.server_side_count(
             s.port, harness.TCP_ESTABLISHED) >= n, 10), "the burst did not connect")
         time.sleep(0.5)
+        # Neither an idle keep-alive connection nor a `logs -f` stream holds the stop up.
+        idle = s.raw()
+        idle.send(harness.request_bytes("GET", "/healthz"))
+        self.assertEqual(idle.read_response().status, 200)
+        stream = s.raw(unix=True, timeout=20)
+        stream.send(harness.request_bytes("GET", "/v1/functions/burst/logs?follow=1&tail=0"))
+        self.assertEqual(stream.read_head()[0], 200)
         s.snapshot()
         t0 = time.monotonic()
         os.kill(s.pid, signal.SIGTERM)
@@ -375,6 +382,12 @@ class TestSocketActivation(SporeTestCase):
             t.join(30)
         s.proc = None
         self.assertEqual(rc, 0, s.log_tail())
+        self.assertTrue(idle.closed_within(1)[0], "idle connection not closed")
+        idle.close()
+        while stream.read_chunk():  # the stream was ended: its last chunk came
+            pass
+        stream.close()
+        self.assertLess(took, 15, "the stop waited for idle connections or the log stream")
         for i, r in enumerate(results):
             self.assertIsInstance(r, harness.Response, "call %d: %r\n%s" % (i, r, s.log_tail()))
             self.assertStatus(r, 200, msg="call %d" % i)
