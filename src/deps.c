@@ -396,7 +396,7 @@ static _noreturn_ void build_exec(struct deps *d, struct build *b, int dir_fd, i
 	const char *const *verb = b->ci ? mode : install;
 	const char *npm_flags[] = { "--omit=dev", "--no-audit", "--no-fund", "--no-update-notifier",
 				    "--no-progress", NULL };
-	const char *argv[64];
+	const char *argv[128];
 	size_t n = 0;
 	if (d->sandbox) {
 		/* nobody cannot reach the build dir by its path (the state dir is root's), and a
@@ -446,6 +446,7 @@ static _noreturn_ void build_exec(struct deps *d, struct build *b, int dir_fd, i
 		if (fchdir(3) < 0)
 			_exit(126);
 	}
+	_Static_assert(ELEMENTSOF(argv) > 80, "argv holds bwrap's options, npm's and the NULL");
 	argv[n++] = d->npm;
 	for (size_t i = 0; verb[i]; i++)
 		argv[n++] = verb[i];
