@@ -747,8 +747,12 @@ static void route_delete(struct api *a, struct conn *c, const struct route_match
 	(void)conn_respond(c, 204, NULL, NULL, 0, NULL);
 }
 
-int api_function_delete(const struct api_deps *d, const char *name)
+int api_function_delete(const struct api_deps *d, const char *fn_name)
 {
+	/* fn_name may be the registry's own copy, gone with registry_delete(). */
+	_cleanup_free_ char *name = strdup(fn_name);
+	if (!name)
+		return -ENOMEM;
 	int r = registry_delete(d->registry, name);
 	if (r < 0)
 		return log_error_errno(r, "api: delete of '%s' failed: %m", name);

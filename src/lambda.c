@@ -1094,16 +1094,13 @@ static bool build_manifest(struct checker *k, struct lambda *l, const struct man
 			goto oom;
 	}
 	const char *spore_rt = cJSON_GetStringValue(get(m, "runtime"));
-	if (s->handler || !get(m, "handler")) {
-		const char *h = s->handler;
-		if (!h && spore_rt && streq(spore_rt, "provided"))
-			h = "bootstrap"; /* a custom runtime's Handler is its own business */
-		if (!h)
-			return bad(k, "Handler: required for runtime %s", s->runtime ?: "?");
+	if (s->handler) {
 		cJSON_DeleteItemFromObjectCaseSensitive(m, "handler");
-		if (!cJSON_AddStringToObject(m, "handler", h))
+		if (!cJSON_AddStringToObject(m, "handler", s->handler))
 			goto oom;
-	}
+	} else if (!get(m, "handler") && !(spore_rt && streq(spore_rt, "provided")))
+		/* A custom runtime's Handler is optional, as on Lambda (only its _HANDLER). */
+		return bad(k, "Handler: required for runtime %s", s->runtime ?: "?");
 	if (s->memory >= 0 || !base) {
 		cJSON_DeleteItemFromObjectCaseSensitive(m, "memory_mb");
 		if (!cJSON_AddNumberToObject(m, "memory_mb", s->memory >= 0 ? (double)s->memory : 128))

@@ -12,6 +12,7 @@ PACKAGES=(
 	libbpf-dev bpftool libclang-rt-14-dev libnftables-dev nftables
 	nodejs bubblewrap
 	debhelper lintian libsystemd-dev systemd adduser
+	awscli python3-boto3
 	valgrind curl wrk util-linux procps jq
 )
 

@@ -379,6 +379,27 @@ class TestCli(LambdaCase):
         self.assertIn("region", err)
         # the second configured key works
         self.aws("list-functions", key_id="AKIDOTHER", secret="other-secret")
+        # the keys file is read again when it changes: a key added works without a restart...
+        keys = os.path.join(self.keys_dir, "keys")
+        with open(keys) as f:
+            original = f.read()
+        self.addCleanup(self.restore_keys, keys, original)
+        with open(keys, "a") as f:
+            f.write("AKIDADDED:added-secret\n")
+        self.aws("list-functions", key_id="AKIDADDED", secret="added-secret")
+        # ...and a file others may read is not used at all
+        os.chmod(keys, 0o644)
+        rc, _, err = self.aws("list-functions", ok=False)
+        self.assertIn("(UnrecognizedClientException)", err)
+        self.assertIn("make it 0600", self.spored.log())
+        os.chmod(keys, 0o600)
+        self.aws("list-functions")
+
+    @staticmethod
+    def restore_keys(path, data):
+        with open(path, "w") as f:
+            f.write(data)
+        os.chmod(path, 0o600)
 
 
 class TestBoto3(LambdaCase):
@@ -443,6 +464,11 @@ class TestBoto3(LambdaCase):
         self.assertEqual((u["MemorySize"], u["Timeout"]), (512, 1))
         self.assertNotEqual(u["RevisionId"], rev)
         self.assertEqual(u["CodeSha256"], cfg["CodeSha256"])
+        # a new spore version whose code is the previous one's files, hard-linked
+        vdirs = sorted(self.spored.version_dirs("b-shapes"), key=int)
+        st = [os.stat(os.path.join(self.spored.function_dir("b-shapes"), "versions", v, "code",
+                                   "app.py")) for v in vdirs[-2:]]
+        self.assertEqual(st[0].st_ino, st[1].st_ino)
         r = json.loads(c.invoke(FunctionName="b-shapes")["Payload"].read())
         self.assertEqual(r["env"], "new")
         r = json.loads(c.invoke(FunctionName="b-shapes", Qualifier="1")["Payload"].read())
@@ -599,7 +625,11 @@ class TestBoto3(LambdaCase):
         ts = [threading.Thread(target=slow) for _ in range(2)]
         for t in ts:
             t.start()
-        time.sleep(0.5)
+        # The one instance is busy for 2 s: another invocation finds the queue full (429 at
+        # once) or waits past queue_timeout_ms in it (429 after 0.5 s).
+        busy = wait_for(lambda: any(i["state"] == "busy" for i in
+                                    self.spored.info("b-busy").get("instances", [])), 20, 0.02)
+        self.assertTrue(busy, "no invocation reached the instance")
         with self.assertRaises(c.exceptions.TooManyRequestsException) as cm:
             c.invoke(FunctionName="b-busy")
         resp = cm.exception.response

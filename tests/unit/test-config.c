@@ -30,7 +30,8 @@ static const char *const all_keys[] = {
 	"package_max_bytes", "package_max_entries", "log_max_bytes",	 "zygote_spares",
 	"sandbox", "sandbox_dir", "sandbox_uid_min", "sandbox_uid_count",
 	"metering_bpf", "bpf_pin_dir", "max_instances_total", "instance_memory_pct",
-	"deps_timeout_s", "shutdown_grace_s",
+	"deps_timeout_s", "shutdown_grace_s", "lambda_account_id", "lambda_region",
+	"lambda_access_keys", "lambda_allow_unsigned",
 };
 
 /* Numeric keys by name, to check tables against the struct. */
