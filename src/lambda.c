@@ -2989,9 +2989,10 @@ static int match(const char *method, const char *path, enum op *ret_op, struct c
 		if (!streq(routes[i].method, method))
 			continue;
 		*ret_op = routes[i].op;
-		if (strlen(alias) >= sizeof(x->alias))
+		size_t alen = strlen(alias);
+		if (alen >= sizeof(x->alias))
 			return -ENOENT;
-		snprintf(x->alias, sizeof(x->alias), "%s", alias);
+		memcpy(x->alias, alias, alen + 1);
 		return 0;
 	}
 	return path_known ? -EOPNOTSUPP : -ENOENT;
