@@ -38,6 +38,7 @@ struct entry {
 	char *function;
 	char *event;
 	size_t len;
+	uint32_t version; /* 0: the live version when it runs */
 	enum entry_state state;
 	uint32_t attempts;
 	int64_t accepted_us;   /* CLOCK_REALTIME */
@@ -113,7 +114,8 @@ static cJSON *entry_json(const struct entry *e, const char *state)
 	    !cJSON_AddStringToObject(j, "state", state) ||
 	    !cJSON_AddNumberToObject(j, "attempts", e->attempts) ||
 	    !cJSON_AddNumberToObject(j, "accepted_us", (double)e->accepted_us) ||
-	    !cJSON_AddStringToObject(j, "event", ev)) {
+	    !cJSON_AddStringToObject(j, "event", ev) ||
+	    (e->version && !cJSON_AddNumberToObject(j, "version", e->version))) {
 		cJSON_Delete(j);
 		return NULL;
 	}
@@ -253,7 +255,8 @@ static void pump(struct async *a)
 		}
 		e->state = ENTRY_HANDED;
 		a->n_running++;
-		int r = sched_invoke_ex(a->sched, e->function, 0, e->event, e->len, on_done, on_start,
+		int r = sched_invoke_ex(a->sched, e->function, e->version, e->event, e->len, on_done,
+					on_start,
 					e, &e->inv);
 		if (r == -EAGAIN) {
 			/* The function's queue is full: later, not an attempt. */
@@ -266,7 +269,9 @@ static void pump(struct async *a)
 			a->n_running--;
 			_cleanup_free_ char *body = error_json(
 				r == -ENOENT ? "not_found" : "internal",
-				r == -ENOENT ? "the function does not exist any more" : strerror(-r));
+				r == -ENOENT ? "the function (or the version it was sent to) does not "
+					       "exist any more"
+					     : strerror(-r));
 			finish(e, false, r == -ENOENT ? 404 : 500, body, body ? strlen(body) : 0);
 		}
 		/* else: on_done() may have run already and freed e; n was taken before. */
@@ -290,6 +295,12 @@ static void make_id(struct async *a, char out[40])
 int async_submit(struct async *a, const char *function, const char *event, size_t len,
 		 char ret_id[40])
 {
+	return async_submit_version(a, function, 0, event, len, ret_id);
+}
+
+int async_submit_version(struct async *a, const char *function, uint32_t version,
+			 const char *event, size_t len, char ret_id[40])
+{
 	if (a->n_pending >= a->cfg.max_pending)
 		return -EAGAIN;
 	struct entry *e = calloc(1, sizeof(*e));
@@ -305,6 +316,7 @@ int async_submit(struct async *a, const char *function, const char *event, size_
 	memcpy(e->event, event, len);
 	e->event[len] = 0;
 	e->len = len;
+	e->version = version;
 	e->accepted_us = realtime_us();
 	e->state = ENTRY_QUEUED;
 	make_id(a, e->id);
@@ -571,6 +583,9 @@ static int load(struct async *a)
 		e->a = a;
 		snprintf(e->id, sizeof(e->id), "%s", ids[i]);
 		e->len = strlen(ev);
+		const cJSON *ver = cJSON_GetObjectItem(j, "version");
+		if (cJSON_IsNumber(ver) && ver->valuedouble >= 1 && ver->valuedouble <= UINT32_MAX)
+			e->version = (uint32_t)ver->valuedouble;
 		e->attempts = (uint32_t)att->valuedouble;
 		e->accepted_us = (int64_t)acc->valuedouble;
 		list_append(a, e);

@@ -45,6 +45,10 @@ struct async *async_free(struct async *a);
  * reached; -ENOSPC/-EDQUOT: disk full; -ENOMEM. */
 int async_submit(struct async *a, const char *function, const char *event, size_t len,
 		 char ret_id[40]);
+/* The same, pinned to one version (0: the live one when it runs, as async_submit()); a version
+ * gone by then fails it as any other error does (retries, then a dead letter). */
+int async_submit_version(struct async *a, const char *function, uint32_t version,
+			 const char *event, size_t len, char ret_id[40]);
 
 /* {"id","function","state":"queued"|"running"|"succeeded"|"failed","attempts","accepted",
  * "status","result"|"error"}; -ENOENT if unknown (or pruned). */

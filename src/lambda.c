@@ -54,7 +54,6 @@
 #define DESCRIPTION_MAX 256
 #define ALIAS_MAX 128
 
-struct fire_and_forget;
 
 struct lambda {
 	struct api_deps d;
@@ -66,7 +65,6 @@ struct lambda {
 	bool keys_seen; /* keys_stat is valid */
 	struct stat keys_stat;
 	char *keys_error; /* why the file is not in use, or NULL */
-	struct fire_and_forget *faf; /* Event invocations of a pinned version, running */
 };
 
 /* --- small helpers ------------------------------------------------------------------------- */
@@ -459,46 +457,10 @@ int lambda_new(const struct api_deps *deps, struct lambda **ret, char **ret_warn
 	return 0;
 }
 
-/* --- fire and forget (Event invocations of a pinned version) ------------------------------- */
-
-struct fire_and_forget {
-	struct lambda *l;
-	struct invocation *inv;
-	char name[72];
-	char label[16];
-	struct fire_and_forget *prev, *next;
-};
-
-static void faf_unlink(struct fire_and_forget *f)
-{
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		f->l->faf = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-}
-
-static void faf_done(void *ud, const struct invoke_result *r)
-{
-	struct fire_and_forget *f = ud;
-	if (r->status != 200)
-		log_info("lambda: Event invocation of '%s' version %s answered %d: %.*s", f->name,
-			 f->label, r->status, (int)(r->len > 300 ? 300 : r->len), r->body);
-	faf_unlink(f);
-	free(f);
-}
-
 struct lambda *lambda_free(struct lambda *l)
 {
 	if (!l)
 		return NULL;
-	while (l->faf) {
-		struct fire_and_forget *f = l->faf;
-		faf_unlink(f);
-		sched_invocation_cancel(l->d.sched, f->inv);
-		free(f);
-	}
 	keys_clear(l);
 	free(l->keys_error);
 	free(l);
@@ -2781,55 +2743,24 @@ static void op_invoke(struct ctx *x)
 	const char *label;
 	pick(&rv, &spore, &latest, &label);
 	if (event) {
-		if (latest || spore == x->f->live) {
-			/* Durable and retried: spored's asynchronous queue, which runs the live
-			 * version when the event's turn comes. */
-			char id[40];
-			int r = x->l->d.async ? async_submit(x->l->d.async, x->f->name, event_json, len, id)
-					      : -EOPNOTSUPP;
-			if (r == -EAGAIN) {
-				send_throttled(x->c, &x->rp, "ConcurrentInvocationLimitExceeded",
-					       "Rate Exceeded. (too many asynchronous invocations "
-					       "pending)");
-				return;
-			}
-			if (r < 0) {
-				send_error(x->c, &x->rp, E_SERVICE, "cannot accept the event: %s",
-					   strerror(-r));
-				return;
-			}
-			send_json(x->c, &x->rp, 202, NULL, NULL);
+		/* Durable and retried: spored's asynchronous queue. $LATEST runs the live version
+		 * when the event's turn comes; a qualifier (a published version, an alias's pick)
+		 * is pinned to the version it named now. */
+		char id[40];
+		int r = x->l->d.async ? async_submit_version(x->l->d.async, x->f->name,
+							     latest ? 0 : spore, event_json, len, id)
+				      : -EOPNOTSUPP;
+		if (r == -EAGAIN) {
+			send_throttled(x->c, &x->rp, "ConcurrentInvocationLimitExceeded",
+				       "Rate Exceeded. (too many asynchronous invocations pending)");
 			return;
 		}
-		/* A published version that is not live: handed to the scheduler straight away,
-		 * not stored (docs/LAMBDA.md). */
-		struct fire_and_forget *f = calloc(1, sizeof(*f));
-		if (!f) {
-			send_oom(x->c, &x->rp);
-			return;
-		}
-		f->l = x->l;
-		snprintf(f->name, sizeof(f->name), "%s", x->f->name);
-		snprintf(f->label, sizeof(f->label), "%s", label);
-		f->next = x->l->faf;
-		if (f->next)
-			f->next->prev = f;
-		x->l->faf = f;
-		int r = sched_invoke(x->l->d.sched, x->f->name, spore, event_json, len, faf_done, f,
-				     &f->inv);
 		if (r < 0) {
-			/* Refused: no callback came, f is still linked. */
-			faf_unlink(f);
-			free(f);
-			if (r == -EAGAIN)
-				send_throttled(x->c, &x->rp,
-					       "ReservedFunctionConcurrentInvocationLimitExceeded",
-					       "Rate Exceeded.");
-			else
-				send_error(x->c, &x->rp, E_SERVICE, "cannot accept the event: %s",
-					   strerror(-r));
+			send_error(x->c, &x->rp, E_SERVICE, "cannot accept the event: %s",
+				   strerror(-r));
 			return;
 		}
+		(void)label;
 		send_json(x->c, &x->rp, 202, NULL, NULL);
 		return;
 	}
