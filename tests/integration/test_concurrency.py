@@ -174,7 +174,9 @@ class TestQueueTimeoutAndIdle(SporeTestCase):
 
     def test_idle_instance_reaped(self):
         s = self.spored
-        s.deploy_ok("idle", py_package(SLEEPER))
+        # its own queue timeout: the class's 500 ms is for test_queue_timeout_429, and a cold
+        # start on a loaded host (ASan) can take longer than that
+        s.deploy_ok("idle", py_package(SLEEPER), queue_timeout_ms=10000)
         s.invoke_ok("idle", {})
         insts = s.info("idle")["instances"]
         self.assertEqual(len(insts), 1)
