@@ -350,7 +350,10 @@ class TestHostile(SporeTestCase):
 
     def check_fork_bomb(self, rt):
         s = self.spored
-        name = self.deploy_attack(rt, "fork_bomb", memory_mb=512, timeout_ms=10000)
+        # a whole core: the limit under test is pids_max, and a bomb throttled to its memory's
+        # CPU share on a loaded host can spend its 2 s short of it
+        name = self.deploy_attack(rt, "fork_bomb", memory_mb=512, timeout_ms=10000,
+                                  cpu_millis=1000)
         s.invoke_ok(name, {"seconds": 0})
         # The kernel's own count, sampled: a walk of /proc is not atomic, and while the bomb
         # refills freed slots one walk can see a process that exited and its successor.
