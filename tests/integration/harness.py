@@ -783,6 +783,11 @@ class Spored:
             if self.proc is not None:
                 self.stop()
         finally:
+            # spored removes its pins when it stops; one killed (kill -9, a failed stop) leaves
+            # them: this test's own pin directory goes with the test
+            pin_dir = self.config.get("bpf_pin_dir")
+            if pin_dir and pin_dir.startswith("/sys/fs/bpf/spore-it-"):
+                shutil.rmtree(pin_dir, ignore_errors=True)
             if os.environ.get("SPORE_IT_KEEP"):
                 sys.stderr.write("kept %s\n" % self.dir)
             else:
