@@ -163,6 +163,70 @@ def server_side_count(port, state):
     return sum(1 for st, _, _ in tcp_sockets(port) if st == state)
 
 
+def fnv1a32(s):
+    h = 2166136261
+    for b in s.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def cgroup_dirs():
+    """{hierarchy label: the test runner's own cgroup directory in it} for every cgroup mount
+    (v1 controllers and the v2/unified tree)."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            hid, ctrls, path = line.rstrip("\n").split(":", 2)
+            own["unified" if hid == "0" else ctrls] = path
+    out = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.rstrip("\n").partition(" - ")
+            lf, rf = left.split(), right.split()
+            fstype, root, mnt = rf[0], lf[3], lf[4]
+            if fstype == "cgroup2":
+                key = "unified"
+            elif fstype == "cgroup":
+                opts = set(rf[2].split(","))
+                key = next((k for k in own if k != "unified" and set(k.split(",")) <= opts), None)
+            else:
+                continue
+            if key is None or key not in own:
+                continue
+            path = own[key]
+            if root != "/" and path.startswith(root):
+                path = path[len(root):]
+            out[key] = os.path.normpath(mnt + "/" + path.lstrip("/"))
+    return out
+
+
+def remove_cgroup_tree(name):
+    """Removes spored's cgroup tree `name` (spore-XXXXXXXX below the runner's own cgroup) from
+    every hierarchy, bottom up, killing by pid whatever is still in it. For a spored that could
+    not clean up (killed, or a stop that failed); one that stopped normally left nothing."""
+    for top in (os.path.join(d, name) for d in cgroup_dirs().values()):
+        if not os.path.isdir(top):
+            continue
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda x: -x[0].count("/")):
+            try:
+                with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                    for pid in f.read().split():
+                        try:
+                            os.kill(int(pid), signal.SIGKILL)
+                        except OSError:
+                            pass
+            except OSError:
+                pass
+            for _ in range(50):
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
 def wait_for(pred, timeout, interval=0.02):
     """Polls pred() until it returns a true value (returned) or timeout passes (last value)."""
     deadline = time.monotonic() + timeout
@@ -788,6 +852,9 @@ class Spored:
             pin_dir = self.config.get("bpf_pin_dir")
             if pin_dir and pin_dir.startswith("/sys/fs/bpf/spore-it-"):
                 shutil.rmtree(pin_dir, ignore_errors=True)
+            # and its cgroups (spored.c names them after its state dir)
+            if os.geteuid() == 0:
+                remove_cgroup_tree("spore-%08x" % fnv1a32(self.state_dir))
             if os.environ.get("SPORE_IT_KEEP"):
                 sys.stderr.write("kept %s\n" % self.dir)
             else:

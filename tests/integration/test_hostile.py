@@ -27,7 +27,7 @@ import time
 import unittest
 
 import harness
-from harness import Spored, SporeTestCase, proc_alive, proc_stat
+from harness import Spored, SporeTestCase, cgroup_dirs, fnv1a32, proc_alive, proc_stat
 
 HOSTILE_DIR = os.environ.get("HOSTILE_DIR", "")
 HOSTILE_NATIVE_DIR = os.environ.get("HOSTILE_NATIVE_DIR", "")
@@ -76,13 +76,6 @@ def fn_name(runtime, attack, suffix=""):
     return ("hpy-" if runtime == "python3" else "hnat-") + attack.replace("_", "-") + suffix
 
 
-def fnv1a32(s):
-    h = 2166136261
-    for b in s.encode():
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
 def proc_uids(pid):
     """[real, effective, saved, fs] uids of pid, or None."""
     try:
@@ -93,36 +86,6 @@ def proc_uids(pid):
     except OSError:
         return None
     return None
-
-
-def cgroup_dirs():
-    """{hierarchy label: the test runner's own cgroup directory in it} for every cgroup mount
-    (v1 controllers and the v2/unified tree)."""
-    own = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            hid, ctrls, path = line.rstrip("\n").split(":", 2)
-            own["unified" if hid == "0" else ctrls] = path
-    out = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.rstrip("\n").partition(" - ")
-            lf, rf = left.split(), right.split()
-            fstype, root, mnt = rf[0], lf[3], lf[4]
-            if fstype == "cgroup2":
-                key = "unified"
-            elif fstype == "cgroup":
-                opts = set(rf[2].split(","))
-                key = next((k for k in own if k != "unified" and set(k.split(",")) <= opts), None)
-            else:
-                continue
-            if key is None or key not in own:
-                continue
-            path = own[key]
-            if root != "/" and path.startswith(root):
-                path = path[len(root):]
-            out[key] = os.path.normpath(mnt + "/" + path.lstrip("/"))
-    return out
 
 
 def subdirs(path):
