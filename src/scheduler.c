@@ -85,6 +85,9 @@ struct instance {
 	uint64_t idle_since_us;
 	uint64_t started_us;
 	uint64_t ready_us; /* when it became ready; 0 once its first invocation was dispatched */
+	/* Its cgroup's figures as last read by fn_meter_tick(); metered: read at least once. */
+	uint64_t m_mem, m_peak, m_cpu_ns;
+	bool metered;
 
 	int chan;
 	uint64_t chan_token;
@@ -147,6 +150,7 @@ struct fn_state {
 	uint64_t conc_at_us;
 	uint64_t panic_until_us;
 	uint64_t cpu_seen_ns, cpu_seen_at_us; /* for the CPU-bound scale-out */
+	uint64_t meter_turn; /* fn_meter_tick(): which slice of the instances is read this tick */
 	struct fn_state *next;
 };
 
@@ -208,10 +212,31 @@ static void instance_finalize(struct instance *inst);
 
 /* --- helpers ------------------------------------------------------------------------------- */
 
+/* Request ids are drawn from the kernel's random pool 4 KiB at a time: one getrandom() per 256
+ * invocations instead of one each (a syscall per request showed in the warm-path profile,
+ * docs/BENCHMARKS.md). The bytes are the same kind; each is used once. */
+static int random_bytes(unsigned char *b, size_t n)
+{
+	static unsigned char pool[4096];
+	static size_t off = sizeof(pool);
+
+	if (n > sizeof(pool))
+		return -EINVAL;
+	if (sizeof(pool) - off < n) {
+		if (getrandom(pool, sizeof(pool), GRND_NONBLOCK) != (ssize_t)sizeof(pool))
+			return -EAGAIN;
+		off = 0;
+	}
+	memcpy(b, pool + off, n);
+	explicit_bzero(pool + off, n);
+	off += n;
+	return 0;
+}
+
 static void make_uuid(char out[40])
 {
 	unsigned char b[16];
-	if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+	if (random_bytes(b, sizeof(b)) < 0) {
 		uint64_t t = now_us();
 		for (size_t i = 0; i < sizeof(b); i++)
 			b[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)(i * 37);
@@ -581,6 +606,12 @@ static void on_chan(void *ud, int res, uint32_t flags)
 			instance_kill(inst);
 			return;
 		}
+		/* A short read emptied the socket: whatever comes next wakes the poll again, so
+		 * the loop ends after the frames below instead of with a recv() that says EAGAIN
+		 * (one syscall per invocation, docs/BENCHMARKS.md). Not when the poll saw a hang-up:
+		 * then we read on to the end of the stream. */
+		bool drained = (size_t)n < 65536 && res >= 0 &&
+			       !(res & (POLLRDHUP | POLLHUP | POLLERR));
 		inst->in.len += (size_t)n;
 		size_t off = 0;
 		while (inst->in.len - off >= sizeof(struct proto_frame)) {
@@ -600,6 +631,8 @@ static void on_chan(void *ud, int res, uint32_t flags)
 				return;
 		}
 		buf_consume(&inst->in, off);
+		if (drained)
+			break;
 	}
 }
 
@@ -1696,24 +1729,46 @@ void sched_function_deleted(struct sched *s, const char *function)
 		meter_fn_close(s->cfg.meter, slot);
 }
 
-/* Memory (always) and CPU (without BPF) from the instances' cgroup files, once a tick. */
+/* Memory (always) and CPU (without BPF) from the instances' cgroup files, once a tick.
+ * Reading an instance's cgroup figures costs about five syscalls a file. At a thousand
+ * instances, reading them all every tick held the event loop for tens of milliseconds each
+ * second (/healthz p99, docs/BENCHMARKS.md), so a tick reads at most this many instances, new
+ * ones first, then the rest in turn (all of them each tick up to this many), and the figures
+ * sum what was last read for each. */
+#define METER_READS_PER_TICK 64
+
 static void fn_meter_tick(struct fn_state *fn)
 {
 	struct sched *s = fn->s;
 	struct cgroup_manager *cg = s->cfg.cgroups;
 	if (!fn->stats || !cg)
 		return;
+	bool cpu_from_cgroups = !meter_bpf_active(s->cfg.meter);
+	uint64_t slices = fn->n_instances / METER_READS_PER_TICK + 1;
+	uint64_t turn = fn->meter_turn++ % slices;
+	unsigned budget = METER_READS_PER_TICK;
 	uint64_t mem = 0, peak = 0, cpu = fn->cpu_gone_ns;
 	for (struct instance *i = fn->instances; i; i = i->next) {
 		uint64_t v;
 		if (!i->cgroup[0] || i->state == INSTANCE_DEAD)
 			continue;
-		if (cgroup_memory_current(cg, i->cgroup, &v) >= 0)
-			mem += v;
-		if (cgroup_memory_peak(cg, i->cgroup, &v) >= 0 && v > peak)
-			peak = v;
-		if (!meter_bpf_active(s->cfg.meter) && cgroup_cpu_usage_ns(cg, i->cgroup, &v) >= 0)
-			cpu += v;
+		if (budget > 0 && (!i->metered || i->spawn_token % slices == turn)) {
+			budget--;
+			i->metered = true;
+			if (cgroup_memory_current(cg, i->cgroup, &v) >= 0)
+				i->m_mem = v;
+			if (cgroup_memory_peak(cg, i->cgroup, &v) >= 0)
+				i->m_peak = v;
+			/* cumulative: a stale figure is low, never high, and the exact one is
+			 * added to cpu_gone_ns when the instance goes */
+			if (cpu_from_cgroups && cgroup_cpu_usage_ns(cg, i->cgroup, &v) >= 0)
+				i->m_cpu_ns = v;
+		}
+		mem += i->m_mem;
+		if (i->m_peak > peak)
+			peak = i->m_peak;
+		if (cpu_from_cgroups)
+			cpu += i->m_cpu_ns;
 	}
 	meter_fn_set_memory(s->cfg.meter, fn->slot, mem, peak > mem ? peak : mem);
 	if (!meter_bpf_active(s->cfg.meter))

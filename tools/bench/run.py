@@ -251,13 +251,14 @@ def main():
               "native no-op throughput > 20,000/s.", "", SANDBOX_NOTE, "", "Raw results:", "", "```",
               json.dumps(results, indent=1), "```", ""]
     path = os.path.join(ROOT, "docs/BENCHMARKS.md")
-    # tools/bench/scaling.py owns its own section: keep it.
+    # tools/bench/scaling.py and suite.py own their sections (<!-- NAME:begin --> to
+    # <!-- NAME:end -->), as does the hand-written analysis: keep them all.
     keep = ""
     if os.path.exists(path):
         old = open(path).read()
-        b, e = "<!-- scaling:begin -->", "<!-- scaling:end -->"
-        if b in old and e in old:
-            keep = old[old.index(b):old.index(e) + len(e)] + "\n"
+        keep = "\n".join(m.group(0) for m in re.finditer(
+            r"<!-- (\w+):begin -->.*?<!-- \1:end -->", old, re.S))
+        keep = keep + "\n" if keep else ""
     with open(path, "w") as f:
         f.write("\n".join(lines) + ("\n" + keep if keep else ""))
     print("wrote docs/BENCHMARKS.md")

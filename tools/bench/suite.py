@@ -5,9 +5,13 @@ the BPF meter need it), from the repository root:
 
     /usr/bin/python3 tools/bench/suite.py --build build/gcc
 
-It prints the tables and writes them between the suite markers of docs/BENCHMARKS.md (unless
---no-write), with the machine, the kernel and the command line. Needs wrk, bwrap (bubblewrap),
-crun, nginx (nginx-light) and util-linux's unshare; firejail is optional.
+or, from a clean checkout, tools/bench/run-all.sh (builds build/bench first). It prints the
+tables and writes them between the suite markers of docs/BENCHMARKS.md (unless --no-write), with
+the machine, the kernel and the command line. --quick is a smoke run of every scenario with tiny
+counts (writes nothing; exits non-zero on any failure); --save FILE keeps the raw results, and
+--report-from FILE renders them again without measuring. A full run takes 8-10 minutes on the
+2-core VM. Needs wrk, bwrap (bubblewrap), crun, nginx (nginx-light) and util-linux's unshare;
+firejail is optional. SIGINT or SIGTERM ends a run with everything it started removed.
 
 Scenarios (spore: a real spored on loopback, sandbox on, the runtimes python3, native and, when
 GET /v1/runtimes lists it, nodejs):
@@ -236,6 +240,11 @@ class Sp(bench.Spored):
     def runtimes(self):
         st, data, _ = self.api("GET", "/v1/runtimes")
         return {r["name"]: r for r in json.loads(data)["runtimes"]}
+
+    def stop(self):
+        super().stop()
+        # spored unpins its maps when it stops cleanly; a killed one leaves them.
+        shutil.rmtree("/sys/fs/bpf/spore-bench-%d" % os.getpid(), ignore_errors=True)
 
     def log_tail(self, n=4000):
         try:
@@ -761,7 +770,8 @@ def density(args, build, res):
         bl = busy_hz.get("lat") or [float("nan")]
         res["max"] = {"aim": aim, "instance_memory_pct": pct_used, "reached": idle,
                       "instances": len(inst),
-                      "seconds": (time.perf_counter() - t0) if secs is None else secs,
+                      # until the count stopped growing, when it stopped short of the aim
+                      "seconds": secs if secs is not None else (tl[-1][0] if tl else None),
                       "timeline": tl[-5:], "mem_per_instance_kib": (mem0 - mem1) / max(1, idle),
                       "pss_kib": statistics.median(pssv) if pssv else None,
                       "healthz": {"p50_us": statistics.median(hz), "p99_us": pct(hz, 99),
@@ -784,15 +794,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build/gcc"))
     ap.add_argument("--rounds", type=int, default=5, help="rounds of every scenario (default 5)")
-    ap.add_argument("--cold", type=int, default=20, help="cold starts per subject per round")
+    ap.add_argument("--cold", type=int, default=12, help="cold starts per subject per round")
     ap.add_argument("--cold-sleep", type=float, default=0.3,
                     help="seconds between a deploy and the timed cold invocation")
     ap.add_argument("--warm", type=int, default=3000, help="warm invocations per round")
-    ap.add_argument("--wrk-seconds", type=int, default=3)
+    ap.add_argument("--wrk-seconds", type=int, default=2)
     ap.add_argument("--wrk-rounds", type=int, default=3)
-    ap.add_argument("--half-seconds", type=int, default=5)
+    ap.add_argument("--half-seconds", type=int, default=4)
     ap.add_argument("--burst", type=int, default=200)
-    ap.add_argument("--burst-rounds", type=int, default=3)
+    ap.add_argument("--burst-rounds", type=int, default=2)
     ap.add_argument("--create", type=int, default=200)
     ap.add_argument("--density-pss", type=int, default=50, help="idle instances sampled for PSS")
     ap.add_argument("--density-max", type=int, default=1000,
@@ -801,7 +811,33 @@ def main():
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: every scenario with tiny counts; writes nothing")
+    ap.add_argument("--save", metavar="FILE",
+                    help="also write the raw results and the options to FILE (JSON)")
+    ap.add_argument("--report-from", metavar="FILE",
+                    help="measure nothing: print (and write, unless --no-write) the tables of a "
+                         "run saved with --save")
     args = ap.parse_args()
+    if args.report_from:
+        with open(args.report_from) as f:
+            saved = json.load(f)
+        # JSON keys are strings: the connection counts of wrk's figures are numbers again.
+        saved["results"]["wrk"] = {t: {int(c): d for c, d in v.items()}
+                                   for t, v in saved["results"]["wrk"].items()}
+        for k, v in saved["options"].items():
+            if k not in ("report_from", "save", "no_write"):
+                setattr(args, k, v)
+        lines = report(saved["results"], args, os.path.abspath(args.build), saved["firejail"])
+        print("\n".join(lines))
+        if not args.no_write:
+            write_section(lines)
+            print("wrote the suite section of docs/BENCHMARKS.md")
+        return
+    # SIGTERM and SIGINT (ignored in a background job unless set here) end the run through the
+    # finally blocks: every spored, nginx, peer, cgroup and work directory is removed.
+    def interrupted(signo, frame):
+        raise KeyboardInterrupt("signal %d" % signo)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     if args.quick:
         args.rounds, args.cold, args.warm, args.wrk_seconds, args.wrk_rounds = 1, 3, 300, 1, 1
         args.half_seconds, args.burst, args.burst_rounds, args.create = 1, 20, 1, 20
@@ -819,7 +855,7 @@ def main():
     load_before = os.getloadavg()
     work = tempfile.mkdtemp(prefix="spore-suite-")
     res = {"cold": {}, "warm": {}, "wrk": {}, "half": {}, "burst": {}, "pss": {}, "create": {},
-           "max": {}}
+           "max": {}, "started_utc": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M")}
     try:
         scenarios(args, build, firejail, work, res)
         density(args, build, res)
@@ -829,6 +865,9 @@ def main():
     res["wall_s"] = time.time() - started
     res["load"] = [load_before, os.getloadavg()]
     res["loads"] = LOADS
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump({"options": vars(args), "firejail": firejail, "results": res}, f)
     lines = report(res, args, build, firejail)
     print("\n".join(lines))
     if not args.no_write:
@@ -866,8 +905,8 @@ def machine():
 def report(res, args, build, firejail):
     rel = os.path.relpath(build, ROOT)
     cmd = "/usr/bin/python3 tools/bench/suite.py --build %s" % (build if rel.startswith("..") else rel)
-    defaults = {"rounds": 5, "cold": 20, "warm": 3000, "wrk_seconds": 3, "wrk_rounds": 3,
-                "half_seconds": 5, "burst": 200, "burst_rounds": 3, "create": 200,
+    defaults = {"rounds": 5, "cold": 12, "warm": 3000, "wrk_seconds": 2, "wrk_rounds": 3,
+                "half_seconds": 4, "burst": 200, "burst_rounds": 2, "create": 200,
                 "density_pss": 50, "density_max": 1000, "cold_sleep": 0.3}
     for k, v in defaults.items():
         if getattr(args, k) != v:
@@ -878,13 +917,16 @@ def report(res, args, build, firejail):
     py = cold["spore python3"]["p50"]
     L = [BEGIN, "## Suite: spore side by side with the isolation tools (issue 9)", "",
          "Measured by `tools/bench/suite.py` in one run on %s; %s UTC; the run took %.0f s:" % (
-             machine(), datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), res["wall_s"]), "",
+             machine(), res.get("started_utc") or datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
+             res["wall_s"]), "",
          "    " + cmd, "",
          "From a clean checkout, `tools/bench/run-all.sh` installs nothing, builds `build/bench` "
-         "(meson, ninja) and runs the same command; `tools/bench/suite.py --quick` is a smoke run "
+         "(meson, ninja) and runs the same scenarios there; `tools/bench/suite.py --quick` is a smoke run "
          "(every scenario, tiny counts, writes nothing, exits non-zero on any failure).", "",
-         "This VM is shared: other work ran on its 2 cores during the run (load average %.2f at "
-         "the start, %.2f at the end, %.2f-%.2f at the scenarios' ends), so absolute figures move from run to run; the rounds "
+         "This VM is shared with other sessions' builds and tests (load average %.2f at the "
+         "start, %.2f at the end, %.2f-%.2f at the scenarios' ends; the burst, creation and "
+         "density scenarios raise it themselves, starting hundreds of processes at once), so "
+         "absolute figures move from run to run; the rounds "
          "interleave the subjects and every ratio below is taken between figures of this run. "
          "Figures are medians over all samples of the rounds, with p99 and the spread (the lowest "
          "and the highest median of one round). spore: a real spored on loopback, sandbox on "
@@ -893,7 +935,8 @@ def report(res, args, build, firejail):
          "what memory_mb 1769 gives by default; crun gets the same limits), except burst, creation "
          "and density: memory_mb 64 (the least spore takes) with cpu_millis 1000, so that hundreds of "
          "instances fit spored's memory budget." % (res["load"][0][0], res["load"][1][0],
-                                             min(x[1] for x in LOADS), max(x[1] for x in LOADS)), "",
+                                             min(x[1] for x in res["loads"]),
+                                             max(x[1] for x in res["loads"])), "",
          "### Cold start: one invocation of `hello` with nothing running", "",
          "spore: a new version is deployed, %.1f s later one invocation is timed by the client "
          "over HTTP (keep-alive connection open; every answer checked to be a cold start). Peers: "
@@ -908,10 +951,12 @@ def report(res, args, build, firejail):
          "from a small process." % (
              args.cold_sleep, "; `firejail --noprofile --net=none --caps.drop=all --nonewprivs` (its own init "
              "sleeps a fixed 20 ms)" if firejail else ""), "",
-         "| subject | p50 | p99 | spread | n | p50 / spore python3 |", "|---|---|---|---|---|---|"]
+         "| subject | p50 | p99 | spread | min | n | p50 / spore python3 |", "|---|---|---|---|---|---|---|"]
     for k, s in cold.items():
-        L.append("| %s | %s | %s | %s | %d | %.1fx |" % (k, ms(s["p50"]), ms(s["p99"]),
-                                                          spread_ms(s), s["n"], s["p50"] / py))
+        L.append("| %s | %s | %s | %s | %s | %d | %.1fx |" % (k, ms(s["p50"]), ms(s["p99"]),
+                                                               spread_ms(s), ms(s["min"]), s["n"],
+                                                               s["p50"] / py))
+    L += ["", "min: the least disturbed sample, closest to what the path costs on an idle host."]
 
     L += ["", "### Warm invocations (one keep-alive connection, sequential; %d per round after 200 "
           "warm-up; median over %d rounds of each round's p50 and p99)" % (args.warm, args.rounds), "",
@@ -1024,9 +1069,15 @@ def report(res, args, build, firejail):
               "%d instances, /healthz p99 %s idle, %s with all busy" % (
                   mx["reached"], fus(mx["healthz"]["p99_us"]), fus(mx["healthz_busy"]["p99_us"])),
               mx["reached"] >= 1000 and max(mx["healthz"]["p99_us"], mx["healthz_busy"]["p99_us"]) < 10000)]
-    L += ["", "<details><summary>Raw results (JSON)</summary>", "", "```",
-          json.dumps(res, indent=1, default=str), "```", "", "</details>", END]
+    L += ["", "<details><summary>Raw results (JSON, one line per scenario)</summary>", "", "```",
+          raw_json(res), "```", "", "</details>", END]
     return L
+
+
+def raw_json(res):
+    """res as a JSON object with one line per scenario."""
+    return "{\n" + ",\n".join("%s: %s" % (json.dumps(k), json.dumps(v, default=str, separators=(",", ":")))
+                              for k, v in res.items()) + "\n}"
 
 
 def write_section(lines):
