@@ -30,7 +30,8 @@ import threading
 import time
 
 import harness
-from harness import MiB, Spored, SporeTestCase, py_package, request_bytes, sha256_hex
+from harness import (MiB, Spored, SporeTestCase, cgroup_dirs, fnv1a32, py_package,
+                     request_bytes, sha256_hex)
 
 ECHO = """
 import time
@@ -53,44 +54,6 @@ _T0 = time.monotonic()
 
 def tearDownModule():
     print("\nfaults: total %.1f s" % (time.monotonic() - _T0))
-
-
-def fnv1a32(s):
-    h = 2166136261
-    for b in s.encode():
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def cgroup_dirs():
-    """{hierarchy label: the test runner's own cgroup directory in it} for every cgroup mount
-    (v1 controllers and the v2/unified tree); spored makes its subtree below its own cgroup,
-    which is ours."""
-    own = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            hid, ctrls, path = line.rstrip("\n").split(":", 2)
-            own["unified" if hid == "0" else ctrls] = path
-    out = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.rstrip("\n").partition(" - ")
-            lf, rf = left.split(), right.split()
-            fstype, root, mnt = rf[0], lf[3], lf[4]
-            if fstype == "cgroup2":
-                key = "unified"
-            elif fstype == "cgroup":
-                opts = set(rf[2].split(","))
-                key = next((k for k in own if k != "unified" and set(k.split(",")) <= opts), None)
-            else:
-                continue
-            if key is None or key not in own:
-                continue
-            path = own[key]
-            if root != "/" and path.startswith(root):
-                path = path[len(root):]
-            out[key] = os.path.normpath(mnt + "/" + path.lstrip("/"))
-    return out
 
 
 def cgroup_snapshot(name):

@@ -26,8 +26,8 @@ import time
 import unittest
 
 import harness
-from harness import SporeTestCase, Spored
-from test_runtimes import dir_package, package, proc_status
+from harness import Spored
+from test_runtimes import RuntimeCase, dir_package, package, proc_status
 
 HELLO_DIR = os.path.join(harness.EXAMPLES_DIR, "provided", "hello")
 
@@ -134,31 +134,14 @@ def bootstrap_package(script, **extra):
     return package(files)
 
 
-class ProvidedCase(SporeTestCase):
+class ProvidedCase(RuntimeCase):
+    """A sandboxed spored per class and logs() come from test_runtimes.RuntimeCase."""
     def deploy(self, name, code, **fields):
         """A provided function with a whole core: a shell bootstrap forks and execs curl twice
         per invocation (~50 ms of CPU here), which the default 7% of a core of a 128 MB
         function turns into a second or more."""
         fields.setdefault("cpu_millis", 1000)
         return self.spored.deploy_ok(name, code, runtime="provided", **fields)
-
-    @classmethod
-    def setUpClass(cls):
-        cls.spored = s = Spored()
-        cls.addClassCleanup(s.destroy)
-        s.config["sandbox_dir"] = os.path.join(s.dir, "sandbox")
-        s.write_config()
-        s.start()
-
-    def logs(self, name, pred, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            r = self.spored.api("GET", "/v1/functions/%s/logs?tail=1000" % name)
-            self.assertStatus(r, 200)
-            lines = [json.loads(x) for x in r.body.decode().splitlines() if x.strip()]
-            if pred(lines) or time.monotonic() > deadline:
-                return lines
-            time.sleep(0.05)
 
     def instance_pids(self, name):
         return [i["pid"] for i in self.spored.info(name)["instances"] if i.get("pid")]
