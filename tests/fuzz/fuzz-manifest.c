@@ -36,6 +36,12 @@ static bool ident(const char *s)
 		       strlen(s);
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 static bool str_eq(const char *a, const char *b)
 {
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
@@ -58,15 +64,33 @@ static bool manifest_equal(const struct manifest *a, const struct manifest *b)
 static void check_valid(const struct manifest *m)
 {
 	FUZZ_CHECK(manifest_runtime_known(m->runtime), "runtime '%s'", m->runtime);
-	FUZZ_CHECK(m->handler && *m->handler && strlen(m->handler) <= 255, "handler");
+	/* provided: the handler is optional (bootstrap's _HANDLER), "" when absent */
+	FUZZ_CHECK(m->handler && (*m->handler || strcmp(m->runtime, "provided") == 0) &&
+			   strlen(m->handler) <= 255,
+		   "handler");
+	/* No runtime takes white space, a backslash or control bytes */
+	for (const char *p = m->handler; *p; p++)
+		FUZZ_CHECK((unsigned char)*p > ' ' && *p != 0x7f &&
+				   (*p != '\\' || strcmp(m->runtime, "provided") == 0),
+			   "%s handler '%s'", m->runtime, m->handler);
 	if (strcmp(m->runtime, "python3") == 0)
 		FUZZ_CHECK(strchr(m->handler, '.') && !strchr(m->handler, '/') &&
 				   !strchr(m->handler, ':'),
 			   "python3 handler '%s'", m->handler);
-	else
-		FUZZ_CHECK(!strchr(m->handler, '/') && strcspn(m->handler, "\\ \t\r\n") ==
-							       strlen(m->handler),
-			   "native handler '%s'", m->handler);
+	else if (strcmp(m->runtime, "native") == 0)
+		FUZZ_CHECK(!strchr(m->handler, '/'), "native handler '%s'", m->handler);
+	else if (strcmp(m->runtime, "nodejs") == 0 || strcmp(m->runtime, "exec") == 0) {
+		/* a path inside the package: relative, no empty, "." or ".." component */
+		FUZZ_CHECK(m->handler[0] != '/' && !strstr(m->handler, "//") &&
+				   strncmp(m->handler, "../", 3) != 0 && !strstr(m->handler, "/../") &&
+				   strncmp(m->handler, "./", 2) != 0 && !strstr(m->handler, "/./") &&
+				   !ends_with(m->handler, "/..") && !ends_with(m->handler, "/.") &&
+				   !ends_with(m->handler, "/") && strcmp(m->handler, "..") != 0 &&
+				   strcmp(m->handler, ".") != 0,
+			   "%s handler '%s'", m->runtime, m->handler);
+		if (strcmp(m->runtime, "nodejs") == 0)
+			FUZZ_CHECK(strchr(m->handler, '.'), "nodejs handler '%s'", m->handler);
+	}
 	FUZZ_CHECK(m->memory_mb >= MANIFEST_MEMORY_MIN && m->memory_mb <= MANIFEST_MEMORY_MAX,
 		   "memory_mb %u", m->memory_mb);
 	FUZZ_CHECK(m->timeout_ms >= MANIFEST_TIMEOUT_MIN && m->timeout_ms <= MANIFEST_TIMEOUT_MAX,
