@@ -73,7 +73,7 @@ static const struct key_def keys[] = {
 	{ "sandbox_uid_count", KEY_U32, FIELD(sandbox_uid_count), 1, 1000000, false },
 	{ "metering_bpf", KEY_BOOL, FIELD(metering_bpf), 0, 0, false },
 	{ "max_instances_total", KEY_U32, FIELD(max_instances_total), 1, 1000000, false },
-	{ "instance_memory_pct", KEY_U32, FIELD(instance_memory_pct), 1, 100, false },
+	{ "instance_memory_pct", KEY_U32, FIELD(instance_memory_pct), 1, 1000, false },
 	{ "bpf_pin_dir", KEY_PATH, FIELD(bpf_pin_dir), 0, 0, false },
 	{ "shutdown_grace_s", KEY_U32, FIELD(shutdown_grace_s), 0, 3600, false },
 	{ "lambda_account_id", KEY_ACCOUNT, FIELD(lambda_account_id), 0, 0, false },

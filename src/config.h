@@ -37,7 +37,8 @@ struct spore_config {
 	uint32_t sandbox_uid_count;  /* sandbox_uid_count: size of that range, default 65536 */
 	uint32_t max_instances_total; /* max_instances_total: all functions together, default 2000 */
 	uint32_t instance_memory_pct; /* instance_memory_pct: share of host memory that instances'
-					 memory_mb may add up to, default 80 */
+					 memory_mb may add up to, default 80; above 100 an explicit
+					 overcommit (memory_mb is a limit, not a reservation) */
 	bool metering_bpf;           /* metering_bpf: CPU time by eBPF where it loads, default yes */
 	char *bpf_pin_dir;           /* bpf_pin_dir: where the meter's maps are pinned, default
 					/sys/fs/bpf/spore */

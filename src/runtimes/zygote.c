@@ -719,6 +719,17 @@ static _noreturn_ void spare_run(struct zygote *z, int sock)
 
 /* ---- zygote -------------------------------------------------------------------------------- */
 
+/* Every spare and instance: the host's OOM killer takes instances before spored or a zygote
+ * (what instance_memory_pct above 100, an overcommit, relies on). Raising one's own score needs
+ * no privilege; an error only leaves the default. */
+static void oom_score_raise(void)
+{
+	_cleanup_close_ int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0)
+		(void)!write(fd, "800", 3);
+}
+
 /* In every child right after fork(): default signal mask, die with the zygote. */
 static void child_setup(struct zygote *z)
 {
@@ -838,6 +849,7 @@ static pid_t zygote_fork(struct zygote *z, char cg[ZYG_CGROUP_MAX])
 		pid = sandbox_dir ? sandbox_clone_spare() : fork();
 	if (pid == 0) {
 		pool_fd = safe_close(pool_fd);
+		oom_score_raise();
 		if (sandbox_dir && args_start && args_len > sizeof("spore-instance")) {
 			memset(args_start, 0, args_len);
 			memcpy(args_start, "spore-instance", sizeof("spore-instance"));

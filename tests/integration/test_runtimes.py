@@ -95,6 +95,10 @@ class RuntimeCase(SporeTestCase):
             for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
                 self.assertEqual(int(st[cap], 16), 0, "instance %d of %s: %s %s" % (
                     pid, name, cap, st[cap]))
+            # The host's OOM killer takes instances first (instance_memory_pct > 100
+            # overcommits), never spored or a zygote.
+            with open("/proc/%d/oom_score_adj" % pid) as f:
+                self.assertEqual(f.read().strip(), "800", "instance %d of %s" % (pid, name))
         return pids
 
     def function_error(self, r, error_type, mentions=None):

@@ -58,6 +58,7 @@ static bool get_num(const struct spore_config *c, const char *key, uint64_t *ret
 		{ "zygote_spares", offsetof(struct spore_config, zygote_spares), false },
 		{ "deps_timeout_s", offsetof(struct spore_config, deps_timeout_s), false },
 		{ "shutdown_grace_s", offsetof(struct spore_config, shutdown_grace_s), false },
+		{ "instance_memory_pct", offsetof(struct spore_config, instance_memory_pct), false },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(nums); i++)
 		if (streq(nums[i].key, key)) {
@@ -180,6 +181,12 @@ static void test_keys(void **state)
 		{ "keepalive_timeout_ms", "3600000", true, 3600000 },
 		{ "keepalive_timeout_ms", "99", false },
 		{ "keepalive_timeout_ms", "3600001", false },
+		{ "instance_memory_pct", "1", true, 1 },
+		{ "instance_memory_pct", "400", true, 400 }, /* an explicit overcommit */
+		{ "instance_memory_pct", "1000", true, 1000 },
+		{ "instance_memory_pct", "1001", false, 0, NULL,
+		  "instance_memory_pct: must be an integer between 1 and 1000, got '1001'" },
+		{ "instance_memory_pct", "0", false },
 		{ "zygote_spares", "0", true, 0 },
 		{ "zygote_spares", "64", true, 64 },
 		{ "zygote_spares", "65", false },
