@@ -151,8 +151,24 @@ struct fn_state {
 	uint64_t panic_until_us;
 	uint64_t cpu_seen_ns, cpu_seen_at_us; /* for the CPU-bound scale-out */
 	uint64_t meter_turn; /* fn_meter_tick(): which slice of the instances is read this tick */
+	/* v1 hierarchies: the cgroup of this function's next instance, made ahead of demand by
+	 * fn_pre_cgroup() with the live version's limits, so that a cold start does not make one
+	 * (8 mkdir and the limits in four hierarchies: ~0.3 ms of the path). Kept while the
+	 * function was deployed or started an instance within PRE_CGROUP_KEEP_US. */
+	struct {
+		bool ready;
+		uint64_t token; /* the instance's spawn token and, through it, its id */
+		char id[20];
+		struct cgroup_limits limits;
+		char **tasks; /* its v1 tasks files, for the instance to move itself in */
+		uint64_t wanted_until_us;
+	} pre;
 	struct fn_state *next;
 };
+
+#define PRE_CGROUP_KEEP_US (3600ull * 1000000ull)
+/* Cgroups made ahead of demand per tick, at most: a tick after many deploys stays short. */
+#define PRE_CGROUPS_PER_TICK 16
 
 /* A cgroup that could not be removed yet (processes on their way out). */
 struct grave {
@@ -1162,6 +1178,90 @@ static bool evict_idle(struct sched *s, struct fn_state *except)
 	return true;
 }
 
+/* An instance's cgroup limits from its version's manifest. */
+static struct cgroup_limits instance_limits(const struct manifest *m)
+{
+	/* As on Lambda: a full core at 1,769 MB unless cpu_millis says otherwise. */
+	uint64_t millis = m->cpu_millis ? m->cpu_millis : (uint64_t)m->memory_mb * 1000u / 1769u;
+	if (millis < 10)
+		millis = 10;
+	return (struct cgroup_limits){
+		.memory_max = (uint64_t)m->memory_mb << 20,
+		.cpu_period_us = 100000,
+		.cpu_quota_us = (uint32_t)(millis * 100u),
+		.pids_max = m->pids_max ? m->pids_max : MANIFEST_PIDS_DEFAULT,
+	};
+}
+
+static bool limits_equal(const struct cgroup_limits *a, const struct cgroup_limits *b)
+{
+	return a->memory_max == b->memory_max && a->cpu_quota_us == b->cpu_quota_us &&
+	       a->cpu_period_us == b->cpu_period_us && a->pids_max == b->pids_max;
+}
+
+static void instance_id(uint64_t token, char id[20])
+{
+	snprintf(id, 20, "i-%012llx", (unsigned long long)((token * 0x9e3779b97f4a7c15ull) >> 16));
+}
+
+/* v1 hierarchies: cgroups are made by spored (v2: they come with the instance). */
+static bool pre_cgroups_apply(const struct sched *s)
+{
+	return s->cfg.cgroups && cgroup_manager_backend(s->cfg.cgroups) != CGROUP_BACKEND_V2;
+}
+
+static void fn_pre_cgroup_drop(struct fn_state *fn)
+{
+	if (!fn->pre.ready)
+		return;
+	char path[112];
+	snprintf(path, sizeof(path), "fn-%s/%s", fn->name, fn->pre.id);
+	cgroup_bury(fn->s, path, true);
+	fn->pre.tasks = strv_free(fn->pre.tasks);
+	fn->pre.ready = false;
+}
+
+/* Makes the cgroup of the function's next instance now, with the live version's limits (or
+ * replaces one made for other limits); false if none was made. */
+static bool fn_pre_cgroup(struct fn_state *fn)
+{
+	struct sched *s = fn->s;
+	if (!pre_cgroups_apply(s))
+		return false;
+	const struct fn_record *rec = registry_find(s->reg, fn->name);
+	const struct fn_version *v = rec ? fn_record_version(rec, rec->live) : NULL;
+	if (!v) {
+		fn_pre_cgroup_drop(fn);
+		return false;
+	}
+	struct cgroup_limits lim = instance_limits(&v->manifest);
+	if (fn->pre.ready && limits_equal(&fn->pre.limits, &lim))
+		return false;
+	fn_pre_cgroup_drop(fn);
+	uint64_t token = ++s->next_token;
+	char id[20], path[112];
+	instance_id(token, id);
+	snprintf(path, sizeof(path), "fn-%s/%s", fn->name, id);
+	int r = cgroup_create(s->cfg.cgroups, path, &lim);
+	if (r < 0) {
+		log_debug_errno(r, "sched: cannot make cgroup '%s' ahead of demand: %m", path);
+		return false;
+	}
+	char **tasks = NULL;
+	r = cgroup_self_attach_paths(s->cfg.cgroups, path, &tasks);
+	if (r < 0 || !tasks || !tasks[0]) {
+		strv_free(tasks);
+		(void)cgroup_remove(s->cfg.cgroups, path);
+		return false;
+	}
+	fn->pre.ready = true;
+	fn->pre.token = token;
+	memcpy(fn->pre.id, id, sizeof(id));
+	fn->pre.limits = lim;
+	fn->pre.tasks = tasks;
+	return true;
+}
+
 static int instance_start(struct fn_state *fn, uint32_t version)
 {
 	struct sched *s = fn->s;
@@ -1178,28 +1278,33 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 		if (!evict_idle(s, fn))
 			return -EUSERS;
 
-	uint64_t token = ++s->next_token;
+	struct cgroup_limits limits = instance_limits(m);
+	uint64_t token;
 	char id[20];
-	snprintf(id, sizeof(id), "i-%012llx",
-		 (unsigned long long)((token * 0x9e3779b97f4a7c15ull) >> 16));
-	/* As on Lambda: a full core at 1,769 MB unless cpu_millis says otherwise. */
-	uint64_t millis = m->cpu_millis ? m->cpu_millis : (uint64_t)m->memory_mb * 1000u / 1769u;
-	if (millis < 10)
-		millis = 10;
-	struct cgroup_limits limits = {
-		.memory_max = (uint64_t)m->memory_mb << 20,
-		.cpu_period_us = 100000,
-		.cpu_quota_us = (uint32_t)(millis * 100u),
-		.pids_max = m->pids_max ? m->pids_max : MANIFEST_PIDS_DEFAULT,
-	};
+	/* A cold start with the cgroup made ahead of demand skips making one; the next is made on
+	 * a later tick (sched_tick()). */
+	bool pre = fn->pre.ready && limits_equal(&fn->pre.limits, &limits);
+	if (pre_cgroups_apply(s))
+		fn->pre.wanted_until_us = now_us() + PRE_CGROUP_KEEP_US;
+	if (pre) {
+		token = fn->pre.token;
+		memcpy(id, fn->pre.id, sizeof(id));
+	} else {
+		token = ++s->next_token;
+		instance_id(token, id);
+	}
 
 	/* Sandbox: the instance's cgroup is made now, with its limits. Where the kernel allows it
 	 * (v1 hierarchies), the instance moves itself in before it runs any function code (~20 µs);
 	 * else spored moves it once its pid is known (an RCU grace period: milliseconds). */
 	char cgpath[112] = "";
 	_cleanup_strv_free_ char **tasks = NULL;
-	/* v2: the cgroup comes with the instance (instance_enter_cgroup()). */
-	if (cg && cgroup_manager_backend(cg) != CGROUP_BACKEND_V2) {
+	if (pre) {
+		snprintf(cgpath, sizeof(cgpath), "fn-%s/%s", fn->name, id);
+		tasks = TAKE_PTR(fn->pre.tasks);
+		fn->pre.ready = false;
+	} else if (cg && cgroup_manager_backend(cg) != CGROUP_BACKEND_V2) {
+		/* v2: the cgroup comes with the instance (instance_enter_cgroup()). */
 		snprintf(cgpath, sizeof(cgpath), "fn-%s/%s", fn->name, id);
 		int k = cgroup_create(cg, cgpath, &limits);
 		if (k < 0)
@@ -1633,7 +1738,7 @@ static void fn_scale_up(struct fn_state *fn, uint32_t want)
 	}
 }
 
-void sched_function_changed(struct sched *s, const char *function)
+static void function_changed(struct sched *s, const char *function, bool deployed)
 {
 	const struct fn_record *rec = registry_find(s->reg, function);
 	if (!rec)
@@ -1643,9 +1748,16 @@ void sched_function_changed(struct sched *s, const char *function)
 	if (s->cfg.meter && meter_fn_open(s->cfg.meter, function, &slot) < 0)
 		log_warning("sched: no meter slot for '%s'; it is not metered", function);
 	struct eff_scaling e;
-	struct fn_state *fn = fn_get(s, function, rec->scaling.min_instances > 0);
+	/* A deploy, rollback or change is likely followed by an invocation: its instance's cgroup
+	 * is made now, off the cold start's path. */
+	bool pre = deployed && pre_cgroups_apply(s);
+	struct fn_state *fn = fn_get(s, function, rec->scaling.min_instances > 0 || pre);
 	if (!fn)
 		return;
+	if (pre) {
+		fn->pre.wanted_until_us = now_us() + PRE_CGROUP_KEEP_US;
+		(void)fn_pre_cgroup(fn);
+	}
 	e = fn_eff(fn);
 	uint32_t idle_over = fn->n_instances > e.max ? (uint32_t)(fn->n_instances - e.max) : 0;
 	for (struct instance *i = fn->instances, *next; i; i = next) {
@@ -1661,6 +1773,11 @@ void sched_function_changed(struct sched *s, const char *function)
 	fn_pump(fn);
 }
 
+void sched_function_changed(struct sched *s, const char *function)
+{
+	function_changed(s, function, true);
+}
+
 void sched_totals(const struct sched *s, uint32_t *ret_instances, uint64_t *ret_memory_mb)
 {
 	*ret_instances = s->n_instances;
@@ -1669,9 +1786,10 @@ void sched_totals(const struct sched *s, uint32_t *ret_instances, uint64_t *ret_
 
 void sched_start_reserved(struct sched *s)
 {
-	for (size_t i = 0; i < registry_count(s->reg); i++) {
-		sched_function_changed(s, registry_at(s->reg, i)->name);
-	}
+	/* At start-up: no cgroups ahead of demand for every function there is, only for those
+	 * that start instances (sched_tick()). */
+	for (size_t i = 0; i < registry_count(s->reg); i++)
+		function_changed(s, registry_at(s->reg, i)->name, false);
 }
 
 static void fn_free(struct sched *s, struct fn_state *fn, bool answer)
@@ -1710,6 +1828,7 @@ static void fn_free(struct sched *s, struct fn_state *fn, bool answer)
 		instance_unlink(inst);
 		instance_release(inst);
 	}
+	fn_pre_cgroup_drop(fn);
 	if (s->cfg.cgroups) {
 		char path[96];
 		snprintf(path, sizeof(path), "fn-%s", fn->name);
@@ -1778,6 +1897,7 @@ static void fn_meter_tick(struct fn_state *fn)
 void sched_tick(struct sched *s)
 {
 	uint64_t now = now_us();
+	unsigned pre_budget = PRE_CGROUPS_PER_TICK;
 	for (struct fn_state *fn = s->fns, *fnext; fn; fn = fnext) {
 		fnext = fn->next;
 		fn_meter_tick(fn);
@@ -1797,8 +1917,13 @@ void sched_tick(struct sched *s)
 				instance_retire(i);
 			}
 		}
+		/* The next instance's cgroup, while the function is in use. */
+		if (now >= fn->pre.wanted_until_us)
+			fn_pre_cgroup_drop(fn);
+		else if (pre_budget > 0 && fn_pre_cgroup(fn))
+			pre_budget--;
 		/* Forget functions with nothing going on (they come back on the next invoke). */
-		if (!fn->instances && !fn->q_head)
+		if (!fn->instances && !fn->q_head && now >= fn->pre.wanted_until_us)
 			fn_free(s, fn, false);
 	}
 }

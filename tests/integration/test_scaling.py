@@ -4,11 +4,13 @@ instances (min_instances) started at deploy and again right after a restart, nev
 zero to K instances under K concurrent clients, back to min_instances after the idle TTL; the
 host's capacity answered with 503 capacity."""
 
+import os
 import threading
 import time
+import unittest
 
 import harness
-from harness import Spored, SporeTestCase, py_package
+from harness import Spored, SporeTestCase, cgroup_dirs, fnv1a32, py_package
 
 SLEEPER = """
 import time
@@ -174,6 +176,61 @@ class TestCapacity(SporeTestCase):
         s.invoke_ok("a", {})
         self.assertStatus(s.api("PATCH", "/v1/functions/a", {"min_instances": 0}), 200)
         self.assertTrue(harness.wait_for(lambda: s.invoke("b", {}).status == 200, 15, 0.3))
+
+
+class TestCgroupAhead(SporeTestCase):
+    """Hybrid host (v1 controllers): a deploy makes the cgroup of the function's next instance
+    ahead of demand, with the live version's limits; the cold start uses it (the instance's id
+    is its name), the next one is made on a later tick, a deploy with other limits replaces
+    it, and DELETE removes it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.spored = Spored.for_class(cls)
+
+    def fn_dir(self, name):
+        mem = cgroup_dirs().get("memory")
+        if not mem:
+            raise unittest.SkipTest("no cgroup v1 memory hierarchy: instances' cgroups come "
+                                    "with them (cgroup v2), none is made ahead")
+        return os.path.join(mem, "spore-%08x" % fnv1a32(self.spored.state_dir), "fn-" + name)
+
+    def children(self, name):
+        d = self.fn_dir(name)
+        out = {}
+        for c in (os.listdir(d) if os.path.isdir(d) else []):
+            p = os.path.join(d, c)
+            if not c.startswith("i-") or not os.path.isdir(p):
+                continue
+            with open(os.path.join(p, "memory.limit_in_bytes")) as f:
+                limit = int(f.read())
+            with open(os.path.join(p, "cgroup.procs")) as f:
+                procs = [int(x) for x in f.read().split()]
+            out[c] = (limit, procs)
+        return out
+
+    def test_cgroup_made_ahead_of_the_cold_start(self):
+        s = self.spored
+        s.deploy_ok("ahead", py_package(SLEEPER), memory_mb=128)
+        kids = self.children("ahead")
+        self.assertEqual(len(kids), 1, kids)
+        (pre, (limit, procs)), = kids.items()
+        self.assertEqual((limit, procs), (128 << 20, []))
+        r = s.invoke_ok("ahead", {})
+        self.assertEqual(r.header("X-Spore-Cold-Start"), "true")
+        inst = s.info("ahead")["instances"]
+        self.assertEqual([i["id"] for i in inst], [pre], "the cold start made its own cgroup")
+        self.assertEqual(self.children("ahead")[pre][1], [inst[0]["pid"]])
+        # the next one, on a later tick
+        self.assertTrue(harness.wait_for(lambda: len(self.children("ahead")) == 2, 5, 0.1),
+                        self.children("ahead"))
+        # a version with other limits: the one made ahead is replaced
+        s.deploy_ok("ahead", py_package(SLEEPER), memory_mb=256)
+        empty = {k: v for k, v in self.children("ahead").items() if not v[1]}
+        self.assertEqual([v[0] for v in empty.values()], [256 << 20], self.children("ahead"))
+        self.assertStatus(s.api("DELETE", "/v1/functions/ahead"), 204)
+        self.assertTrue(harness.wait_for(lambda: not os.path.isdir(self.fn_dir("ahead")), 5,
+                                         0.1), self.children("ahead"))
 
 
 if __name__ == "__main__":
