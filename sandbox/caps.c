@@ -82,7 +82,9 @@ int caps_clear(struct sandbox_ctx *ctx)
 		return -errno;
 	if (cap_set_proc(none) < 0)
 		return -errno;
-	return RET_NERRNO(cap_reset_ambient());
+	/* One call: libcap's cap_reset_ambient() asks about each capability first (~40 prctl
+	 * calls, ~30 us of a cold start). */
+	return RET_NERRNO(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0));
 }
 
 int caps_no_new_privs(struct sandbox_ctx *ctx)

@@ -781,6 +781,16 @@ static void test_python_edge_cases(void **state)
 		  "def nan(e, c): return float('nan')\n"
 		  "def exit5(e, c): sys.exit(5)\n"
 		  "def ev(e, c): return [e, type(e).__name__]\n" },
+		/* A module loaded straight from its file (not through importlib's finders) must look
+		 * the same as an imported one; a package of the same name wins, as with importlib. */
+		{ "attrs.py",
+		  "import sib, inspect, sys\n"
+		  "def f(e, c): return [__name__, __file__ == __spec__.origin, __file__.endswith("
+		  "'/attrs.py'), type(__loader__).__name__, sib.X, 'def f' in inspect.getsource(f), "
+		  "sys.modules['attrs'] is sys.modules[__name__]]\n" },
+		{ "sib.py", "X = 42\n" },
+		{ "both.py", "def f(e, c): return 'module'\n" },
+		{ "both/__init__.py", "def f(e, c): return 'package'\n" },
 	};
 	static const struct {
 		const char *handler, *type, *message;
@@ -791,6 +801,8 @@ static void test_python_edge_cases(void **state)
 		{ "sys.path", "Runtime.BuiltInModuleConflict", "built-in module sys" },
 		{ "edge.missing", "Runtime.HandlerNotFound",
 		  "Handler 'missing' missing on module 'edge'" },
+		{ "nosuch.f", "Runtime.ImportModuleError",
+		  "Unable to import module 'nosuch': No module named 'nosuch'" },
 	};
 	static const struct {
 		const char *handler, *event;
@@ -803,6 +815,8 @@ static void test_python_edge_cases(void **state)
 		{ "edge.ev", "", INST_RESULT, "[null,\"NoneType\"]" },
 		{ "edge.ev", "[1,\"x\"]", INST_RESULT, "[[1,\"x\"],\"list\"]" },
 		{ "edge.ev", "{\"bad json", INST_ERROR, "Runtime.UnmarshalError" },
+		{ "attrs.f", "{}", INST_RESULT, "[\"attrs\",true,true,\"SourceFileLoader\",42,true,true]" },
+		{ "both.f", "{}", INST_RESULT, "\"package\"" },
 	};
 	struct runtime_case rt = *f->rt;
 	char *dir = f->tmpdir;
@@ -814,6 +828,14 @@ static void test_python_edge_cases(void **state)
 		char path[512];
 
 		(void)snprintf(path, sizeof(path), "%s/%s", dir, files[k].file);
+		if (strchr(files[k].file, '/')) {
+			char sub[512];
+
+			(void)snprintf(sub, sizeof(sub), "%s/%.*s", dir,
+				       (int)(strchr(files[k].file, '/') - files[k].file),
+				       files[k].file);
+			assert_true(mkdir(sub, 0755) == 0 || errno == EEXIST);
+		}
 		assert_int_equal(write_file_atomic(AT_FDCWD, path, files[k].source,
 						   strlen(files[k].source), 0644),
 				 0);
