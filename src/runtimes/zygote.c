@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -778,6 +779,19 @@ static void oom_score_raise(void)
 		(void)!write(fd, "800", 3);
 }
 
+/* Every spare and instance runs SCHED_BATCH: a woken instance does not preempt the task that
+ * woke it. spored hands an invocation over with a send() that wakes the instance, and under
+ * SCHED_OTHER the instance preempted spored right there (11 % of spored's samples under wrk in
+ * schedule() on the way out of that send()), one switch more per request and no batching of
+ * the next ones. Side by side on an idle host, wrk -c16 on the native no-op: 50-51k -> 56-59k
+ * requests/s. Any thread may choose SCHED_BATCH; an error only leaves SCHED_OTHER. */
+static void sched_batch(void)
+{
+	const struct sched_param none = { .sched_priority = 0 };
+
+	(void)sched_setscheduler(0, SCHED_BATCH, &none);
+}
+
 /* In every child right after fork(): default signal mask, die with the zygote. */
 static void child_setup(struct zygote *z)
 {
@@ -898,6 +912,7 @@ static pid_t zygote_fork(struct zygote *z, char cg[ZYG_CGROUP_MAX])
 	if (pid == 0) {
 		pool_fd = safe_close(pool_fd);
 		oom_score_raise();
+		sched_batch();
 		if (sandbox_dir && args_start && args_len > sizeof("spore-instance")) {
 			memset(args_start, 0, args_len);
 			memcpy(args_start, "spore-instance", sizeof("spore-instance"));

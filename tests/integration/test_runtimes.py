@@ -99,6 +99,8 @@ class RuntimeCase(SporeTestCase):
             # overcommits), never spored or a zygote.
             with open("/proc/%d/oom_score_adj" % pid) as f:
                 self.assertEqual(f.read().strip(), "800", "instance %d of %s" % (pid, name))
+            # SCHED_BATCH: a woken instance does not preempt spored
+            self.assertEqual(os.sched_getscheduler(pid), os.SCHED_BATCH, "instance %d" % pid)
         return pids
 
     def function_error(self, r, error_type, mentions=None):
