@@ -346,10 +346,12 @@ def wait_idle(sd, name, want, timeout, poll=0.02):
         time.sleep(poll)
 
 
-def healthz(port, n):
+def healthz(port, n, until=None):
+    """n sequential GET /healthz on one keep-alive connection; with until (an Event), at least
+    n and on until it is set."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     lat, errors = [], 0
-    for _ in range(n):
+    while len(lat) < n or (until is not None and not until.is_set()):
         t0 = time.perf_counter()
         try:
             c.request("GET", "/healthz")
@@ -753,16 +755,21 @@ def density(args, build, res):
         mem1 = mem_available_kib()
         hz, hz_err = healthz(sd.port, 500)
         # Every instance answers at once (as many clients as instances), while /healthz is
-        # asked again and again on a connection of its own.
+        # asked again and again on a connection of its own, from before the burst until all
+        # its answers are in.
         busy_hz = {}
+        done = threading.Event()
 
         def probe():
-            busy_hz["lat"], busy_hz["errors"] = healthz(sd.port, 200)
+            busy_hz["lat"], busy_hz["errors"] = healthz(sd.port, 20, until=done)
         th = threading.Thread(target=probe)
         th.start()
-        d = run_json([tool(build, "bench-burst"), str(sd.port), "/v1/functions/many/invoke",
-                      EVENT, str(max(1, idle))])
-        th.join(120)
+        try:
+            d = run_json([tool(build, "bench-burst"), str(sd.port),
+                          "/v1/functions/many/invoke", EVENT, str(max(1, idle))])
+        finally:
+            done.set()
+            th.join(120)
         tail = sd.log_tail(20000)
         reasons = sorted(set(re.findall(r"cannot start [^\n]*?: ([^\n]+)", tail)))
         pssv = [pss_kib(i["pid"]) for i in inst[:100] if i.get("pid")]
@@ -776,7 +783,8 @@ def density(args, build, res):
                       "pss_kib": statistics.median(pssv) if pssv else None,
                       "healthz": {"p50_us": statistics.median(hz), "p99_us": pct(hz, 99),
                                   "max_us": max(hz), "errors": hz_err},
-                      "healthz_busy": {"p50_us": statistics.median(bl), "p99_us": pct(bl, 99),
+                      "healthz_busy": {"n": len(bl), "p50_us": statistics.median(bl),
+                                       "p99_us": pct(bl, 99),
                                        "max_us": max(bl), "errors": busy_hz.get("errors")},
                       "all_answer": {"ok": d["ok"], "errors": d["errors"], "wall_us": d["wall_us"],
                                      "p99_us": pct(d["lat_us"], 99)},
