@@ -935,8 +935,7 @@ static void make_request_id(char out[40])
 		for (size_t i = 0; i < sizeof(b); i++)
 			b[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)(i * 131);
 	}
-	for (size_t i = 0; i < sizeof(b); i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	hex_encode(b, sizeof(b), out);
 }
 
 /* ANY /fn/{name}[/{path...}]: the request as an API Gateway HTTP API payload 2.0 event. */

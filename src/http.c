@@ -712,6 +712,19 @@ static bool extra_headers_ok(const char *s)
 	return n >= 2 && s[n - 2] == '\r' && s[n - 1] == '\n';
 }
 
+/* v in decimal into buf (no NUL); its length. */
+static size_t fmt_u64(char buf[24], uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
 int http_format_head(struct buf *out, int status, const char *content_type, size_t content_length,
 		     bool keep_alive, const char *extra_headers)
 {
@@ -719,14 +732,30 @@ int http_format_head(struct buf *out, int status, const char *content_type, size
 	    !extra_headers_ok(extra_headers))
 		return -EINVAL;
 	size_t old = out->len;
-	int r = buf_printf(out, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
-	if (r >= 0 && content_type)
-		r = buf_printf(out, "Content-Type: %s\r\n", content_type);
-	/* 1xx, 204 and 304 answers carry no Content-Length (RFC 9110 8.6). */
-	if (r >= 0 && status >= 200 && status != 204 && status != 304)
-		r = buf_printf(out, "Content-Length: %zu\r\n", content_length);
+	/* Appended piece by piece: printf's machinery was a few percent of spored's CPU per
+	 * request. */
+	char num[24];
+	int r = buf_append(out, "HTTP/1.1 ", 9);
 	if (r >= 0)
-		r = buf_printf(out, "Connection: %s\r\n", keep_alive ? "keep-alive" : "close");
+		r = buf_append(out, num, fmt_u64(num, (uint64_t)status));
+	if (r >= 0)
+		r = buf_append(out, " ", 1);
+	if (r >= 0)
+		r = buf_append_str(out, http_status_reason(status));
+	if (r >= 0 && content_type) {
+		r = buf_append(out, "\r\nContent-Type: ", 16);
+		if (r >= 0)
+			r = buf_append_str(out, content_type);
+	}
+	/* 1xx, 204 and 304 answers carry no Content-Length (RFC 9110 8.6). */
+	if (r >= 0 && status >= 200 && status != 204 && status != 304) {
+		r = buf_append(out, "\r\nContent-Length: ", 18);
+		if (r >= 0)
+			r = buf_append(out, num, fmt_u64(num, content_length));
+	}
+	if (r >= 0)
+		r = keep_alive ? buf_append(out, "\r\nConnection: keep-alive\r\n", 26)
+			       : buf_append(out, "\r\nConnection: close\r\n", 21);
 	if (r >= 0 && extra_headers)
 		r = buf_append_str(out, extra_headers);
 	if (r >= 0)

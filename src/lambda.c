@@ -80,9 +80,7 @@ static void random_bytes(unsigned char *b, size_t n)
 
 static void uuid_from(const unsigned char b[16], char out[37])
 {
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
+	uuid_format(b, out);
 }
 
 static void make_uuid(char out[37])

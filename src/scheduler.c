@@ -20,6 +20,7 @@
 #include "registry.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
+#include "util/codec.h"
 #include "util/log.h"
 #include "util/json.h"
 #include "zygotes.h"
@@ -259,10 +260,7 @@ static void make_uuid(char out[40])
 	}
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 40,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-		 b[15]);
+	uuid_format(b, out);
 }
 
 static char *error_body(const char *kind, const char *fmt, ...) _printf_(2, 3);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/codec.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/json.h"
@@ -242,8 +243,7 @@ int secrets_route_token(struct secrets *s, const char *function, bool create, ch
 	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
 		return -EIO;
 	char hex[65];
-	for (size_t i = 0; i < sizeof(b); i++)
-		snprintf(hex + 2 * i, 3, "%02x", b[i]);
+	hex_encode(b, sizeof(b), hex);
 	r = write_file_atomic(s->dir_fd, name, hex, 64, 0600);
 	if (r < 0)
 		return r;

@@ -361,16 +361,6 @@ static int hmac(const void *key, size_t key_len, const void *msg, size_t len,
 	return 0;
 }
 
-static void to_hex(const unsigned char *b, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 15];
-	}
-	out[2 * n] = 0;
-}
-
 int sigv4_signing_key(const char *secret, const char *date, const char *region,
 		      const char *service, unsigned char out[32])
 {
@@ -403,7 +393,7 @@ int sigv4_signature(const unsigned char key[32], const char *amz_date, const cha
 	int r = hmac(key, 32, sts, strlen(sts), mac);
 	if (r < 0)
 		return r;
-	to_hex(mac, 32, out);
+	hex_encode(mac, 32, out);
 	return 0;
 }
 

@@ -9,5 +9,9 @@
 int base64_decode(const char *in, size_t in_len, unsigned char **ret, size_t *ret_len);
 /* Encodes without newlines; malloc'ed NUL-terminated string or NULL on OOM. */
 char *base64_encode(const void *in, size_t in_len);
+/* Lowercase hex of len bytes into out[2 * len + 1] (NUL-terminated). */
+void hex_encode(const void *in, size_t len, char *out);
+/* b as a UUID string "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into out[37]. */
+void uuid_format(const unsigned char b[16], char out[37]);
 /* Lowercase hex SHA-256 into out[65]. */
 void sha256_hex(const void *data, size_t len, char out[65]);
