@@ -912,8 +912,7 @@ static pid_t zygote_fork(struct zygote *z, char cg[ZYG_CGROUP_MAX])
 	if (pid == 0) {
 		pool_fd = safe_close(pool_fd);
 		oom_score_raise();
-		if (access("/tmp/spore-nobatch", F_OK) != 0)
-			sched_batch();
+		sched_batch();
 		if (sandbox_dir && args_start && args_len > sizeof("spore-instance")) {
 			memset(args_start, 0, args_len);
 			memcpy(args_start, "spore-instance", sizeof("spore-instance"));
