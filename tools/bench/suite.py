@@ -928,11 +928,14 @@ def report(res, args, build, firejail):
              machine(), res.get("started_utc") or datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
              res["wall_s"]), "",
          "    " + cmd, "",
-         "From a clean checkout, `tools/bench/run-all.sh` installs nothing, builds `build/bench` "
-         "(meson, ninja) and runs the same scenarios there; `tools/bench/suite.py --quick` is a smoke run "
+         "One command from a clean checkout, as root: `tools/bench/run-all.sh` (with the same "
+         "options) installs what it needs (tools/install-deps.sh, then wrk, bubblewrap, crun, "
+         "nginx-light and firejail from apt), builds `build/bench` (meson, ninja), runs these "
+         "scenarios there and rewrites this section; `tools/bench/suite.py --quick` is a smoke run "
          "(every scenario, tiny counts, writes nothing, exits non-zero on any failure).", "",
-         "This VM is shared with other sessions' builds and tests (load average %.2f at the "
-         "start, %.2f at the end, %.2f-%.2f at the scenarios' ends; the burst, creation and "
+         "The VM may be shared with other work (load average %.2f at the "
+         "start, %.2f at the end, %.2f-%.2f at the scenarios' ends; a build just before the run, "
+         "and the burst, creation and "
          "density scenarios raise it themselves, starting hundreds of processes at once), so "
          "absolute figures move from run to run; the rounds "
          "interleave the subjects and every ratio below is taken between figures of this run. "
@@ -1042,14 +1045,19 @@ def report(res, args, build, firejail):
           "the least spore takes, and `PATCH min_instances %d`): **%d** idle instances after %.1f s; "
           "host memory (MemAvailable) per instance %.1f MiB, PSS %.1f MiB; /healthz with them all "
           "idle: p50 %s, p99 %s, max %s over 500 sequential requests; %d clients at once then got "
-          "%d answers of 200 in %s (p99 %s), and /healthz during that burst: p50 %s, p99 %s, max %s. %s" % (
+          "%d answers of 200 in %s (p99 %s), and /healthz during that burst (%s sequential requests "
+          "on a connection of its own, from just before the burst until its last answer): "
+          "p50 %s, p99 %s, max %s. %s" % (
               mx["aim"], mx["aim"] * 2, mx["instance_memory_pct"], min(1000, mx["aim"]), mx["reached"],
               mx["seconds"], mx["mem_per_instance_kib"] / 1024, (mx["pss_kib"] or 0) / 1024,
               fus(mx["healthz"]["p50_us"]), fus(mx["healthz"]["p99_us"]), fus(mx["healthz"]["max_us"]),
               mx["reached"], mx["all_answer"]["ok"], ms(mx["all_answer"]["wall_us"]),
-              ms(mx["all_answer"]["p99_us"]), fus(mx["healthz_busy"]["p50_us"]),
+              ms(mx["all_answer"]["p99_us"]), mx["healthz_busy"].get("n", 200),
+              fus(mx["healthz_busy"]["p50_us"]),
               fus(mx["healthz_busy"]["p99_us"]), fus(mx["healthz_busy"]["max_us"]),
-              ("Where it stopped, spored said: `%s`%s." % (
+              ("%s, spored said: `%s`%s." % (
+                  "Where it stopped" if mx["reached"] < mx["aim"]
+                  else "Along the way (instances it could not start at once, started on a later tick)",
                   "`; `".join(mx["reasons"]),
                   " (the reserved memory_mb of all instances, %d MB, reached the budget: "
                   "instance_memory_pct of the host's memory)" % mx["reserved_mb"]
