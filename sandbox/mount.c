@@ -409,6 +409,23 @@ int mount_code(struct sandbox_ctx *ctx)
 	struct stat st;
 	int r;
 
+	if (ctx->pivoted) {
+		/* The host's tree is gone: the code comes as a detached mount, made by the caller
+		 * in the host's namespace (a bind from there would be refused). Not recursive,
+		 * as below. */
+		int fd = ctx->config->code_fd;
+
+		if (fd < 0) {
+			ctx->message = "the spare pivoted ahead of demand: the code must come as a "
+				       "mount (code_fd), not a path";
+			return -EINVAL;
+		}
+		r = RET_NERRNO(move_mount(fd, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH));
+		(void)close(fd);
+		if (r < 0)
+			return r;
+		return make_readonly("/var/task", false);
+	}
 	if (!code || code[0] != '/') {
 		ctx->message = "code_dir must be an absolute path";
 		return -EINVAL;
@@ -468,6 +485,8 @@ int mount_passwd(struct sandbox_ctx *ctx)
  * it, and with it every host mount, away. */
 int mount_pivot(struct sandbox_ctx *ctx)
 {
+	if (ctx->pivoted)
+		return 0; /* done in phase 1 */
 	if (chdir(ctx->root) < 0)
 		return -errno;
 	if (syscall(SYS_pivot_root, ".", ".") < 0)

@@ -32,6 +32,7 @@ struct sandbox_ctx {
 	enum sandbox_runtime runtime;        /* phase 1 and 2 */
 	uint32_t tmp_mb, nofile;             /* phase 2, defaults applied */
 	int pdeathsig;                       /* phase 2, kept across the change of ids */
+	bool pivoted;                        /* phase 1 pivot_rooted already: root is "" */
 	const char *message;                 /* set by a failing step, static */
 };
 

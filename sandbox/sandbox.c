@@ -114,7 +114,10 @@ static const struct step prepare_steps[] = {
 	{ "seccomp-policy", sandbox_seccomp_load_policy },
 };
 
-/* Phase 1's root and runtime, for phase 2: the same process, so a copy of our own. */
+/* Phase 1's root and runtime, for phase 2: the same process, so a copy of our own. After an
+ * early pivot the root is "/" itself, and prepared_root stays "" (paths are "/" + rel). */
+static bool prepared;
+static bool prepared_pivoted;
 static char prepared_root[PATH_MAX];
 static enum sandbox_runtime prepared_runtime = _SANDBOX_RUNTIME_INVALID;
 
@@ -133,8 +136,19 @@ int sandbox_prepare(const struct sandbox_prepare_opts *opts, struct sandbox_erro
 	r = run_steps(prepare_steps, ELEMENTSOF(prepare_steps), &ctx, ret_err);
 	if (r < 0)
 		return r;
-	strcpy(prepared_root, ctx.root);
+	if (opts->pivot) {
+		/* After the seccomp policy, which allows what phase 2 does until its lock. */
+		static const struct step pivot[] = { { "pivot_root", mount_pivot } };
+
+		r = run_steps(pivot, ELEMENTSOF(pivot), &ctx, ret_err);
+		if (r < 0)
+			return r;
+		prepared_root[0] = '\0';
+		prepared_pivoted = true;
+	} else
+		strcpy(prepared_root, ctx.root);
 	prepared_runtime = ctx.runtime;
+	prepared = true;
 	return 0;
 }
 
@@ -185,10 +199,10 @@ static int check_config(const struct sandbox_config *c, struct sandbox_ctx *ctx,
 
 int sandbox_enter(const struct sandbox_config *c, struct sandbox_error *ret_err)
 {
-	struct sandbox_ctx ctx = { .config = c, .root = prepared_root };
+	struct sandbox_ctx ctx = { .config = c, .root = prepared_root, .pivoted = prepared_pivoted };
 	int r;
 
-	if (!prepared_root[0])
+	if (!prepared)
 		return fail(ret_err, "prepared", "sandbox_prepare() has not succeeded", -EINVAL);
 	r = check_config(c, &ctx, ret_err);
 	if (r < 0)

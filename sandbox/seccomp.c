@@ -192,8 +192,8 @@ static const int socket_families[] = { AF_UNIX, AF_INET, AF_INET6 };
 /* What phase 2 calls after the policy is loaded, and the lock refuses: on the policy, not on
  * the allow-list. unshare() only for the cgroup namespace. */
 static const char *const phase2_calls[] = {
-	"mount", "umount2", "pivot_root", "mount_setattr", "setgroups", "setresgid", "setresuid",
-	"capset", "seccomp",
+	"mount", "umount2", "pivot_root", "mount_setattr", "move_mount", "setgroups", "setresgid",
+	"setresuid", "capset", "seccomp",
 };
 static const unsigned long phase2_prctls[] = { PR_CAP_AMBIENT, PR_SET_DUMPABLE };
 

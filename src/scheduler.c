@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -78,6 +79,11 @@ struct instance {
 	bool egress;                 /* network "egress": INIT waits for its veth pair */
 	struct egress_lease *lease;  /* its share of the egress pool, once attached */
 	char *init_json;  /* INST_INIT, sent once the instance is in its cgroup */
+	/* Sandbox: sent with INST_INIT (SCM_RIGHTS), in this order: the code as a detached mount,
+	 * then the v1 tasks files of its cgroups, opened here (its spare pivot_rooted ahead of
+	 * demand: the host's paths are out of its reach). */
+	int init_fds[1 + 8]; /* the code, and a tasks file per hierarchy (CG_HIERARCHY_MAX) */
+	size_t n_init_fds;
 	bool self_attach; /* the instance moves itself into its cgroup (INIT's cgroup_tasks) */
 	pid_t pid;
 	uint64_t spawn_token;
@@ -460,10 +466,44 @@ static void on_chan_writable(void *ud, int res, uint32_t flags)
 	chan_flush(inst);
 }
 
+/* send(), or, while the instance's code mount is still ours, sendmsg() with it attached
+ * (SCM_RIGHTS: it goes with the first byte, INST_INIT's). */
+static void instance_init_fds_close(struct instance *inst)
+{
+	for (size_t i = 0; i < inst->n_init_fds; i++)
+		safe_close(inst->init_fds[i]);
+	inst->n_init_fds = 0;
+}
+
+/* send(), or, while INST_INIT's fds are still ours, sendmsg() with them attached (SCM_RIGHTS:
+ * they go with the first byte, INST_INIT's). */
+static ssize_t chan_send_some(struct instance *inst)
+{
+	if (inst->n_init_fds == 0)
+		return send(inst->chan, inst->out.data, inst->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(inst->init_fds))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = { .iov_base = inst->out.data, .iov_len = inst->out.len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			     .msg_controllen = CMSG_SPACE(inst->n_init_fds * sizeof(int)) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(inst->n_init_fds * sizeof(int));
+	memcpy(CMSG_DATA(c), inst->init_fds, inst->n_init_fds * sizeof(int));
+	ssize_t n = sendmsg(inst->chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n > 0)
+		instance_init_fds_close(inst);
+	return n;
+}
+
 static void chan_flush(struct instance *inst)
 {
 	while (inst->out.len > 0 && inst->chan >= 0) {
-		ssize_t n = send(inst->chan, inst->out.data, inst->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = chan_send_some(inst);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -840,6 +880,7 @@ static void instance_release(struct instance *inst)
 	}
 	instance_cgroup_cleanup(inst);
 	free(inst->init_json);
+	instance_init_fds_close(inst);
 	loop_timer_stop(l, &inst->timer);
 	loop_op_free(l, inst->chan_token, NULL);
 	loop_op_free(l, inst->chan_out_token, NULL);
@@ -1413,6 +1454,28 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 	for (int i = 0; r >= 0 && i < 2; i++)
 		r = loop_poll_start(s->loop, inst->pipes[i].fd, POLLIN, on_pipe, &inst->pipes[i],
 				    &inst->pipes[i].token);
+	/* Sandbox: the code goes to the instance as a detached mount, with INST_INIT (its spare
+	 * pivot_rooted ahead of demand: the host's paths are out of its reach). nodejs spares get
+	 * theirs from their helper instead (runtime-nodejs.c). */
+	if (r >= 0 && cg && !streq(m->runtime, "nodejs")) {
+		int fd = (int)open_tree(AT_FDCWD, code_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (fd < 0)
+			r = log_error_errno(-errno, "sched: cannot take a mount of '%s' for instance %s: %m",
+					    code_dir, inst->id);
+		else
+			inst->init_fds[inst->n_init_fds++] = fd;
+		for (char **t = tasks; r >= 0 && t && *t; t++) {
+			if (inst->n_init_fds == ELEMENTSOF(inst->init_fds)) {
+				r = -E2BIG;
+				break;
+			}
+			fd = open(*t, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd < 0)
+				r = log_error_errno(-errno, "sched: cannot open '%s': %m", *t);
+			else
+				inst->init_fds[inst->n_init_fds++] = fd;
+		}
+	}
 	inst->egress = m->egress;
 	if (r >= 0 && (!cg || inst->self_attach) && !inst->egress)
 		r = chan_send(inst, INST_INIT, init_json, strlen(init_json), NULL, 0);

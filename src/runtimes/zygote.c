@@ -246,27 +246,62 @@ static void close_fds(int *fds, size_t n)
  * header and a small payload together, through a small buffer (a payload larger than the
  * buffer is read straight into place). */
 #define CHAN_RX_SIZE (16u * 1024u)
+#define CHAN_RX_FDS 9
 static struct {
 	char buf[CHAN_RX_SIZE];
 	size_t off, len;
+	/* fds passed with the data (SCM_RIGHTS): INST_INIT's code mount and cgroup tasks files */
+	int fds[CHAN_RX_FDS];
+	size_t n_fds;
 } chan_rx;
 
-/* Waits until fd is readable, then reads; bytes read, 0 on EOF, or -errno. */
+static void chan_rx_fds_close(void)
+{
+	close_fds(chan_rx.fds, chan_rx.n_fds);
+	chan_rx.n_fds = 0;
+}
+
+/* Waits until fd is readable, then reads; bytes read, 0 on EOF, or -errno. fds passed with the
+ * data are kept in chan_rx.fds (beyond CHAN_RX_FDS, closed). */
 static ssize_t chan_read_some(int fd, void *buf, size_t size)
 {
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(CHAN_RX_FDS * sizeof(int))];
+		} u;
+		struct iovec iov = { .iov_base = buf, .iov_len = size };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+				     .msg_controllen = sizeof(u.b) };
 
 		if (poll(&p, 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		ssize_t n = read(fd, buf, size);
-		if (n >= 0)
-			return n;
-		if (errno != EINTR && errno != EAGAIN)
-			return -errno;
+		ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno != EINTR && errno != EAGAIN)
+				return -errno;
+			continue;
+		}
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			for (size_t i = 0; i < k; i++) {
+				int got;
+
+				memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(got));
+				if (chan_rx.n_fds < CHAN_RX_FDS)
+					chan_rx.fds[chan_rx.n_fds++] = got;
+				else
+					(void)close(got);
+			}
+		}
+		return n;
 	}
 }
 
@@ -456,12 +491,9 @@ oom:
 
 /* Parses INST_INIT, sets environment and cwd, loads the code. Returns 0, or -errno with
  * *ret_error the INST_INIT_ERROR payload. cfg's strings point into *ret_init. */
-/* Moves the calling (single-threaded) process into the cgroup whose v1 "tasks" file is path. */
-static int write_cgroup_self(const char *path)
+/* Moves the calling (single-threaded) process into the cgroup whose v1 "tasks" file fd is. */
+static int write_cgroup_fd(int fd)
 {
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
 	ssize_t n;
 	do
 		n = write(fd, "0", 1);
@@ -532,6 +564,7 @@ static int instance_init(const struct runtime_ops *ops, const char *payload, siz
 	if (sandbox_dir) {
 		struct sandbox_config sc = {
 			.code_dir = cfg->code_dir,
+			.code_fd = -EBADF,
 			.runtime = ops->name,
 			.network = "none",
 			.nofile = 1024,
@@ -545,10 +578,20 @@ static int instance_init(const struct runtime_ops *ops, const char *payload, siz
 			return -EINVAL;
 		}
 		/* First into the instance's cgroup (spored made it with the function's limits):
-		 * a single-threaded process moving itself skips the kernel's global lock. */
+		 * a single-threaded process moving itself skips the kernel's global lock. spored
+		 * sends the code mount and the tasks files, opened, with INST_INIT: the spare
+		 * pivot_rooted ahead of demand and cannot reach them by their paths. */
 		const cJSON *tasks = cJSON_GetObjectItem(sb, "cgroup_tasks"), *t;
+		size_t k = 1;
+		if (chan_rx.n_fds != 1 + (size_t)cJSON_GetArraySize(tasks)) {
+			*ret_error = runtime_error_jsonf(
+				"Runtime.SandboxError",
+				"INST_INIT: %zu fds, expected the code mount and %d cgroup tasks files",
+				chan_rx.n_fds, cJSON_GetArraySize(tasks));
+			return -EBADMSG;
+		}
 		cJSON_ArrayForEach(t, tasks) {
-			r = cJSON_IsString(t) ? write_cgroup_self(t->valuestring) : -EINVAL;
+			r = cJSON_IsString(t) ? write_cgroup_fd(chan_rx.fds[k++]) : -EINVAL;
 			if (r < 0) {
 				*ret_error = runtime_error_jsonf(
 					"Runtime.SandboxError", "cannot enter cgroup '%s': %s",
@@ -556,6 +599,7 @@ static int instance_init(const struct runtime_ops *ops, const char *payload, siz
 				return r;
 			}
 		}
+		sc.code_fd = TAKE_FD(chan_rx.fds[0]); /* sandbox_enter() closes it */
 		r = sandbox_enter(&sc, &e);
 		if (r < 0) {
 			*ret_error = runtime_error_jsonf("Runtime.SandboxError",
@@ -602,6 +646,7 @@ static int instance_loop(const struct runtime_ops *ops, int chan)
 		return 2;
 	}
 	r = instance_init(ops, payload, len, &init, &cfg, &error);
+	chan_rx_fds_close(); /* used, or nobody asked for them */
 	payload = mfree(payload);
 	if (r < 0) {
 		if (ops->flush)
@@ -855,7 +900,9 @@ static void pool_cleanup(void)
 static void child_prepare(struct zygote *z)
 {
 	struct sandbox_error e = { 0 };
-	struct sandbox_prepare_opts o = { .root_dir = sandbox_dir, .runtime = z->ops->name };
+	/* pivot_root now, off the cold path: INST_INIT brings the code as a mount (code_fd). */
+	struct sandbox_prepare_opts o = { .root_dir = sandbox_dir, .runtime = z->ops->name,
+					  .pivot = true };
 
 	if (!sandbox_dir)
 		return;

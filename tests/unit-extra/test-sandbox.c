@@ -706,6 +706,10 @@ static struct sandbox_config test_config(const struct fixture *f, const char *ru
  * reported; asserts the child exited 0. */
 typedef void (*child_fn)(const struct fixture *f);
 
+/* As the zygote's spares: pivot_root in phase 1, the code handed to phase 2 as a detached
+ * mount (here made by the child itself before it prepares; spored makes it in the zygote). */
+static bool pivot_early;
+
 static char *run_in_sandbox(const struct fixture *f, const struct sandbox_config *c, child_fn fn)
 {
 	_cleanup_free_ char *out = NULL;
@@ -719,20 +723,30 @@ static char *run_in_sandbox(const struct fixture *f, const struct sandbox_config
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct sandbox_prepare_opts o = { .root_dir = f->root,
-						  .runtime = c ? c->runtime : "native" };
+						  .runtime = c ? c->runtime : "native",
+						  .pivot = pivot_early };
+		struct sandbox_config cc = c ? *c : (struct sandbox_config){};
 		struct sandbox_error e = {};
 		int r;
 
 		(void)close(pipefd[0]);
 		report_fd = pipefd[1];
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (pivot_early && c) {
+			cc.code_fd = (int)open_tree(AT_FDCWD, c->code_dir,
+						    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+			if (cc.code_fd < 0) {
+				report_error("open_tree", -errno, &e);
+				_exit(1);
+			}
+		}
 		r = sandbox_prepare(&o, &e);
 		if (r < 0) {
 			report_error("prepare", r, &e);
 			_exit(1);
 		}
 		if (c) {
-			r = sandbox_enter(c, &e);
+			r = sandbox_enter(&cc, &e);
 			if (r < 0) {
 				report_error("enter", r, &e);
 				_exit(1);
@@ -818,6 +832,14 @@ static void test_isolation(void **state)
 	/* kill(-1, SIGKILL) inside did not reach the host's process of the same uid. */
 	assert_int_equal(kill(f->sleeper, 0), 0);
 	assert_int_equal(waitpid(f->sleeper, NULL, WNOHANG), 0);
+}
+
+/* The same checks in a spare that pivot_rooted in phase 1 and got the code as a mount. */
+static void test_isolation_pivoted(void **state)
+{
+	pivot_early = true;
+	test_isolation(state);
+	pivot_early = false;
 }
 
 /* The python3 policy is enough for a real interpreter: python3 is exec'ed inside the sandbox,
@@ -1291,6 +1313,8 @@ int main(int argc, char *argv[])
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policy_tables),
 		cmocka_unit_test_setup_teardown(test_isolation, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_isolation_pivoted, fixture_setup,
+						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_python_policy, fixture_setup,
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_errors, fixture_setup, fixture_teardown),
