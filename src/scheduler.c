@@ -168,6 +168,8 @@ struct fn_state {
 		char id[20];
 		struct cgroup_limits limits;
 		char **tasks; /* its v1 tasks files, for the instance to move itself in */
+		int task_fds[8]; /* the same, opened (sent with INST_INIT); n_task_fds of them */
+		size_t n_task_fds;
 		uint64_t wanted_until_us;
 	} pre;
 	struct fn_state *next;
@@ -1249,8 +1251,24 @@ static bool pre_cgroups_apply(const struct sched *s)
 	return s->cfg.cgroups && cgroup_manager_backend(s->cfg.cgroups) != CGROUP_BACKEND_V2;
 }
 
+static size_t strv_count(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+static void fn_pre_task_fds_close(struct fn_state *fn)
+{
+	for (size_t i = 0; i < fn->pre.n_task_fds; i++)
+		safe_close(fn->pre.task_fds[i]);
+	fn->pre.n_task_fds = 0;
+}
+
 static void fn_pre_cgroup_drop(struct fn_state *fn)
 {
+	fn_pre_task_fds_close(fn);
 	if (!fn->pre.ready)
 		return;
 	char path[112];
@@ -1293,6 +1311,15 @@ static bool fn_pre_cgroup(struct fn_state *fn)
 		(void)cgroup_remove(s->cfg.cgroups, path);
 		return false;
 	}
+	/* Opened now too: spored sends them with INST_INIT (the spare cannot reach the paths). */
+	for (char **t = tasks; *t && fn->pre.n_task_fds < ELEMENTSOF(fn->pre.task_fds); t++) {
+		int fd = open(*t, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			break;
+		fn->pre.task_fds[fn->pre.n_task_fds++] = fd;
+	}
+	if (fn->pre.n_task_fds != strv_count(tasks))
+		fn_pre_task_fds_close(fn); /* opened on the path instead */
 	fn->pre.ready = true;
 	fn->pre.token = token;
 	memcpy(fn->pre.id, id, sizeof(id));
@@ -1464,7 +1491,17 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 					    code_dir, inst->id);
 		else
 			inst->init_fds[inst->n_init_fds++] = fd;
-		for (char **t = tasks; r >= 0 && t && *t; t++) {
+		/* The tasks files were opened ahead with the cgroup, else now. */
+		bool ahead = false;
+		if (r >= 0 && pre && fn->pre.n_task_fds == strv_count(tasks) &&
+		    fn->pre.n_task_fds < ELEMENTSOF(inst->init_fds)) {
+			memcpy(inst->init_fds + inst->n_init_fds, fn->pre.task_fds,
+			       fn->pre.n_task_fds * sizeof(int));
+			inst->n_init_fds += fn->pre.n_task_fds;
+			fn->pre.n_task_fds = 0;
+			ahead = true;
+		}
+		for (char **t = tasks; r >= 0 && !ahead && t && *t; t++) {
 			if (inst->n_init_fds == ELEMENTSOF(inst->init_fds)) {
 				r = -E2BIG;
 				break;
