@@ -468,8 +468,6 @@ static void on_chan_writable(void *ud, int res, uint32_t flags)
 	chan_flush(inst);
 }
 
-/* send(), or, while the instance's code mount is still ours, sendmsg() with it attached
- * (SCM_RIGHTS: it goes with the first byte, INST_INIT's). */
 static void instance_init_fds_close(struct instance *inst)
 {
 	for (size_t i = 0; i < inst->n_init_fds; i++)
