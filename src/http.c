@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "util/cleanup.h"
+#include "util/codec.h"
 
 /* More header fields than this in one request: 431. */
 #define HTTP_MAX_HEADERS 100
@@ -68,17 +69,6 @@ const char *http_request_header(const struct http_request *r, const char *name)
 	return NULL;
 }
 
-static int unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes n bytes of s. -EINVAL for a bad or truncated escape, or one that decodes to
  * NUL; -ENOMEM. */
 static int pct_decode(const char *s, size_t n, bool plus_is_space, char **ret)
@@ -92,7 +82,7 @@ static int pct_decode(const char *s, size_t n, bool plus_is_space, char **ret)
 		if (c == '%') {
 			if (n - i < 3)
 				return -EINVAL;
-			int hi = unhex(s[i + 1]), lo = unhex(s[i + 2]);
+			int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return -EINVAL;
 			out[j++] = (char)(hi << 4 | lo);

@@ -1249,12 +1249,24 @@ static bool pre_cgroups_apply(const struct sched *s)
 	return s->cfg.cgroups && cgroup_manager_backend(s->cfg.cgroups) != CGROUP_BACKEND_V2;
 }
 
-static size_t strv_count(char *const *v)
+/* Opens the v1 tasks files of tasks for writing into fds (room for max): their number, or
+ * -errno with none left open. spored sends them with INST_INIT: the spare, pivot_rooted ahead
+ * of demand, cannot reach them by their paths. */
+static int tasks_open(char *const *tasks, int *fds, size_t max)
 {
 	size_t n = 0;
-	while (v && v[n])
-		n++;
-	return n;
+	for (char *const *t = tasks; t && *t; t++) {
+		int fd = n < max ? open(*t, O_WRONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+		if (fd < 0) {
+			int r = n < max ? -errno : -E2BIG;
+			log_error_errno(r, "sched: cannot open '%s': %m", *t);
+			while (n > 0)
+				safe_close(fds[--n]);
+			return r;
+		}
+		fds[n++] = fd;
+	}
+	return (int)n;
 }
 
 static void fn_pre_task_fds_close(struct fn_state *fn)
@@ -1309,15 +1321,9 @@ static bool fn_pre_cgroup(struct fn_state *fn)
 		(void)cgroup_remove(s->cfg.cgroups, path);
 		return false;
 	}
-	/* Opened now too: spored sends them with INST_INIT (the spare cannot reach the paths). */
-	for (char **t = tasks; *t && fn->pre.n_task_fds < ELEMENTSOF(fn->pre.task_fds); t++) {
-		int fd = open(*t, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			break;
-		fn->pre.task_fds[fn->pre.n_task_fds++] = fd;
-	}
-	if (fn->pre.n_task_fds != strv_count(tasks))
-		fn_pre_task_fds_close(fn); /* opened on the path instead */
+	/* Opened now too (on failure, they are opened on the path instead). */
+	r = tasks_open(tasks, fn->pre.task_fds, ELEMENTSOF(fn->pre.task_fds));
+	fn->pre.n_task_fds = r > 0 ? (size_t)r : 0;
 	fn->pre.ready = true;
 	fn->pre.token = token;
 	memcpy(fn->pre.id, id, sizeof(id));
@@ -1490,25 +1496,18 @@ static int instance_start(struct fn_state *fn, uint32_t version)
 		else
 			inst->init_fds[inst->n_init_fds++] = fd;
 		/* The tasks files were opened ahead with the cgroup, else now. */
-		bool ahead = false;
-		if (r >= 0 && pre && fn->pre.n_task_fds == strv_count(tasks) &&
-		    fn->pre.n_task_fds < ELEMENTSOF(inst->init_fds)) {
+		if (r >= 0 && pre && fn->pre.n_task_fds > 0) {
 			memcpy(inst->init_fds + inst->n_init_fds, fn->pre.task_fds,
 			       fn->pre.n_task_fds * sizeof(int));
 			inst->n_init_fds += fn->pre.n_task_fds;
 			fn->pre.n_task_fds = 0;
-			ahead = true;
-		}
-		for (char **t = tasks; r >= 0 && !ahead && t && *t; t++) {
-			if (inst->n_init_fds == ELEMENTSOF(inst->init_fds)) {
-				r = -E2BIG;
-				break;
-			}
-			fd = open(*t, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (fd < 0)
-				r = log_error_errno(-errno, "sched: cannot open '%s': %m", *t);
+		} else if (r >= 0) {
+			int k = tasks_open(tasks, inst->init_fds + inst->n_init_fds,
+					   ELEMENTSOF(inst->init_fds) - inst->n_init_fds);
+			if (k < 0)
+				r = k;
 			else
-				inst->init_fds[inst->n_init_fds++] = fd;
+				inst->n_init_fds += (size_t)k;
 		}
 	}
 	inst->egress = m->egress;

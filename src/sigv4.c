@@ -66,17 +66,6 @@ static int uri_encode(struct buf *out, const char *s, size_t n, bool keep_slash)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes s[0..n) into a new buffer; '+' stays '+'. -EINVAL for a bad escape. */
 static int pct_decode(const char *s, size_t n, struct buf *out)
 {
@@ -90,7 +79,7 @@ static int pct_decode(const char *s, size_t n, struct buf *out)
 		}
 		if (n - i < 3)
 			return -EINVAL;
-		int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
+		int a = hex_digit(s[i + 1]), b = hex_digit(s[i + 2]);
 		if (a < 0 || b < 0)
 			return -EINVAL;
 		out->data[out->len++] = (char)(a << 4 | b);
@@ -474,7 +463,7 @@ int sigv4_parse_authorization(const char *value, struct sigv4_auth *ret, const c
 			if (vl != 64 || copy_part(a.signature, sizeof(a.signature), v, vl) < 0)
 				WHY("Signature must be 64 hex digits");
 			for (const char *c = a.signature; *c; c++)
-				if (hexval(*c) < 0)
+				if (hex_digit(*c) < 0)
 					WHY("Signature must be 64 hex digits");
 			for (char *c = a.signature; *c; c++)
 				if (*c >= 'A' && *c <= 'F')

@@ -45,7 +45,9 @@
 #define PREFAULT_TOTAL_MAX ((size_t)512 << 20)
 /* As AWS: a synchronous response is at most 6 MB. */
 #define RESPONSE_MAX ((size_t)6 * 1024 * 1024)
-#define MAX_RECV_FDS 8
+/* What one message may carry: INST_INIT's code mount and a tasks file per v1 hierarchy (at most
+ * 8); the hand-overs carry 3. */
+#define MAX_RECV_FDS 9
 
 #define SPARE_READY ZYGOTE_SPARE_READY
 #define SPARE_GO ZYGOTE_SPARE_GO
@@ -246,61 +248,44 @@ static void close_fds(int *fds, size_t n)
  * header and a small payload together, through a small buffer (a payload larger than the
  * buffer is read straight into place). */
 #define CHAN_RX_SIZE (16u * 1024u)
-#define CHAN_RX_FDS 9
 static struct {
 	char buf[CHAN_RX_SIZE];
 	size_t off, len;
-	/* fds passed with the data (SCM_RIGHTS): INST_INIT's code mount and cgroup tasks files */
-	int fds[CHAN_RX_FDS];
+	/* fds passed with the data (SCM_RIGHTS): INST_INIT's code mount and cgroup tasks files;
+	 * lost: more came than fit, or the kernel dropped some (never a count to accept) */
+	int fds[MAX_RECV_FDS];
 	size_t n_fds;
+	bool lost;
 } chan_rx;
 
 static void chan_rx_fds_close(void)
 {
 	close_fds(chan_rx.fds, chan_rx.n_fds);
 	chan_rx.n_fds = 0;
+	chan_rx.lost = false;
 }
 
 /* Waits until fd is readable, then reads; bytes read, 0 on EOF, or -errno. fds passed with the
- * data are kept in chan_rx.fds (beyond CHAN_RX_FDS, closed). */
+ * data are kept in chan_rx.fds (beyond its room, closed, and chan_rx.lost set). */
 static ssize_t chan_read_some(int fd, void *buf, size_t size)
 {
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		union {
-			struct cmsghdr h;
-			char b[CMSG_SPACE(CHAN_RX_FDS * sizeof(int))];
-		} u;
-		struct iovec iov = { .iov_base = buf, .iov_len = size };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
-				     .msg_controllen = sizeof(u.b) };
+		size_t room = ELEMENTSOF(chan_rx.fds) - chan_rx.n_fds, got = 0;
 
 		if (poll(&p, 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-		if (n < 0) {
-			if (errno != EINTR && errno != EAGAIN)
-				return -errno;
+		ssize_t n = recv_fds(fd, buf, size, 0, chan_rx.fds + chan_rx.n_fds, room, &got);
+		if (n == -EINTR || n == -EAGAIN)
 			continue;
+		if (got > room) {
+			chan_rx.lost = true;
+			got = room;
 		}
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-			for (size_t i = 0; i < k; i++) {
-				int got;
-
-				memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(got));
-				if (chan_rx.n_fds < CHAN_RX_FDS)
-					chan_rx.fds[chan_rx.n_fds++] = got;
-				else
-					(void)close(got);
-			}
-		}
+		chan_rx.n_fds += got;
 		return n;
 	}
 }
@@ -583,7 +568,7 @@ static int instance_init(const struct runtime_ops *ops, const char *payload, siz
 		 * pivot_rooted ahead of demand and cannot reach them by their paths. */
 		const cJSON *tasks = cJSON_GetObjectItem(sb, "cgroup_tasks"), *t;
 		size_t k = 1;
-		if (chan_rx.n_fds != 1 + (size_t)cJSON_GetArraySize(tasks)) {
+		if (chan_rx.lost || chan_rx.n_fds != 1 + (size_t)cJSON_GetArraySize(tasks)) {
 			*ret_error = runtime_error_jsonf(
 				"Runtime.SandboxError",
 				"INST_INIT: %zu fds, expected the code mount and %d cgroup tasks files",
